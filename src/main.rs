@@ -1,0 +1,2 @@
+//! p2psip: a serverless PBX.
+fn main() {}
