@@ -1,2 +1,63 @@
-//! p2psip: a serverless PBX.
-fn main() {}
+//! p2psip: a serverless PBX. Each node is a SIP registrar/proxy for unmodified phones and a
+//! RELOAD (RFC 6940) peer in a CHORD-RELOAD overlay.
+//!
+//! This binary is the only place with tokio: it reads the configuration, sets up logging,
+//! binds sockets and moves bytes between them and the sans-IO engines in `reload` and `sip`.
+
+mod cli;
+mod config;
+mod telemetry;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        Some(cli::Command::CheckConfig { file }) => check_config(file.or(cli.config)),
+        Some(cli::Command::Run) | None => run_node(cli.config),
+    }
+}
+
+fn check_config(file: Option<std::path::PathBuf>) -> ExitCode {
+    match config::load(file.as_deref()) {
+        Ok(l) => {
+            println!("{}: OK", l.source);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_node(file: Option<std::path::PathBuf>) -> ExitCode {
+    let loaded = match config::load(file.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init(&loaded.config.log);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(node::run(loaded)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+mod node;

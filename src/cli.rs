@@ -1,0 +1,30 @@
+//! Command-line interface: `p2psip [run]`, `p2psip check-config`, and the operator tools.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// p2psip: a serverless PBX. Desk phones register to any node; nodes form a RELOAD
+/// (RFC 6940) overlay, so there is no central server and no single point of failure.
+#[derive(Debug, Parser)]
+#[command(name = "p2psip", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (default: ./config.yaml if present, else the embedded default).
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// What to do; without one, the node runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node: SIP front-end and RELOAD peer (the default).
+    Run,
+    /// Validate a configuration file and print every problem found, then exit.
+    CheckConfig {
+        /// File to check (default: the one `run` would use).
+        file: Option<PathBuf>,
+    },
+}

@@ -1,0 +1,385 @@
+//! `config.yaml`: the node's configuration, its embedded default, and validation that names
+//! the file, the key and what was expected.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The embedded default configuration (the repository's `config.yaml`).
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config.yaml");
+
+/// Name of the config file looked for in the working directory.
+pub const DEFAULT_FILE: &str = "config.yaml";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Node-wide settings.
+    pub node: NodeSection,
+    /// SIP front-end settings.
+    pub sip: SipSection,
+    /// Logging.
+    pub log: LogSection,
+}
+
+/// `node:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeSection {
+    /// Directory for state the node creates, relative to the config file's directory.
+    pub data_dir: PathBuf,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+/// `sip:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipSection {
+    /// Server / User-Agent header value.
+    pub server_name: String,
+    /// UDP listen addresses.
+    pub udp: Vec<String>,
+    /// TCP listen addresses.
+    pub tcp: Vec<String>,
+}
+
+impl Default for SipSection {
+    fn default() -> Self {
+        Self {
+            server_name: "p2psip".into(),
+            udp: vec!["0.0.0.0:5060".into()],
+            tcp: vec!["0.0.0.0:5060".into()],
+        }
+    }
+}
+
+/// `log:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// Default level filter when RUST_LOG is unset.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// Where a configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A file on disk.
+    File(PathBuf),
+    /// The default compiled into the binary.
+    Embedded,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::Embedded => f.write_str("<embedded default config.yaml>"),
+        }
+    }
+}
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key path, e.g. `sip.udp[0]`.
+    pub key: String,
+    /// What was expected there, and what was found.
+    pub message: String,
+}
+
+/// A configuration that failed to load.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// YAML syntax or type error.
+    #[error("config file {source_name}: {message}")]
+    Syntax {
+        /// The file.
+        source_name: String,
+        /// The parser's words, with line and column.
+        message: String,
+    },
+    /// Values that parse but make no sense.
+    #[error("config file {source_name} has {} problem(s):\n{}", problems.len(), render(problems))]
+    Invalid {
+        /// The file.
+        source_name: String,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+}
+
+fn render(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - key `{}`: {}", p.key, p.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A loaded and validated configuration with its origin.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The values.
+    pub config: Config,
+    /// Where they came from.
+    pub source: Source,
+    /// Directory relative paths resolve against.
+    pub base_dir: PathBuf,
+    /// Parsed SIP UDP listen addresses.
+    pub sip_udp: Vec<SocketAddr>,
+    /// Parsed SIP TCP listen addresses.
+    pub sip_tcp: Vec<SocketAddr>,
+}
+
+impl Loaded {
+    /// Absolute path of the data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.config.node.data_dir)
+    }
+}
+
+/// Loads `path`, or `./config.yaml` when it exists, or the embedded default.
+pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigError> {
+    let (text, source, base_dir) = match path {
+        Some(p) => read_file(p)?,
+        None if Path::new(DEFAULT_FILE).is_file() => read_file(Path::new(DEFAULT_FILE))?,
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            (EMBEDDED_DEFAULT.to_string(), Source::Embedded, cwd)
+        }
+    };
+    parse(&text, source, base_dir)
+}
+
+fn read_file(p: &Path) -> Result<(String, Source, PathBuf), ConfigError> {
+    let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+        path: p.to_path_buf(),
+        source,
+    })?;
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let base = abs
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok((text, Source::File(p.to_path_buf()), base))
+}
+
+/// Parses and validates configuration text.
+pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, ConfigError> {
+    let source_name = source.to_string();
+    // An empty file (or one holding only comments) means "all defaults".
+    let config: Config = if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        Config::default()
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax {
+            source_name: source_name.clone(),
+            message: describe_yaml_error(text, &e),
+        })?
+    };
+    let mut problems = Vec::new();
+    let sip_udp = addrs(&config.sip.udp, "sip.udp", &mut problems);
+    let sip_tcp = addrs(&config.sip.tcp, "sip.tcp", &mut problems);
+    if config.sip.udp.is_empty() && config.sip.tcp.is_empty() {
+        problems.push(Problem {
+            key: "sip".into(),
+            message: "expected at least one listen address in `udp` or `tcp`, found none".into(),
+        });
+    }
+    if config.sip.server_name.trim().is_empty() || config.sip.server_name.contains(['\r', '\n']) {
+        problems.push(Problem {
+            key: "sip.server_name".into(),
+            message: "expected a non-empty single-line name".into(),
+        });
+    }
+    if !["error", "warn", "info", "debug", "trace"].contains(&config.log.level.as_str()) {
+        problems.push(Problem {
+            key: "log.level".into(),
+            message: format!(
+                "expected one of error, warn, info, debug, trace; found {:?}",
+                config.log.level
+            ),
+        });
+    }
+    if !["text", "json"].contains(&config.log.format.as_str()) {
+        problems.push(Problem {
+            key: "log.format".into(),
+            message: format!("expected `text` or `json`; found {:?}", config.log.format),
+        });
+    }
+    if config.node.data_dir.as_os_str().is_empty() {
+        problems.push(Problem {
+            key: "node.data_dir".into(),
+            message: "expected a directory path, found an empty string".into(),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            source_name,
+            problems,
+        });
+    }
+    Ok(Loaded {
+        config,
+        source,
+        base_dir,
+        sip_udp,
+        sip_tcp,
+    })
+}
+
+/// Words for a YAML error: line, column, the dotted key it sits under, and what was expected.
+fn describe_yaml_error(text: &str, e: &serde_saphyr::Error) -> String {
+    let plain = e.without_snippet().to_string();
+    // The parser's text starts with "error: line L column C: "; keep only what follows.
+    let what = plain
+        .split_once(": ")
+        .map(|(_, rest)| rest)
+        .and_then(|rest| rest.split_once(": ").map(|(_, m)| m))
+        .unwrap_or(&plain)
+        .trim();
+    let what = what.rsplit_once(" at line ").map_or(what, |(m, _)| m);
+    let what = what.replace("expected sequence start", "expected a list");
+    match e.location() {
+        Some(loc) => {
+            let key = key_path_at(text, loc.line() as usize);
+            let key = if key.is_empty() {
+                String::new()
+            } else {
+                format!(", key `{key}`")
+            };
+            format!("line {} column {}{key}: {what}", loc.line(), loc.column())
+        }
+        None => what.to_string(),
+    }
+}
+
+/// The dotted path of mapping keys enclosing 1-based `line` of a block-style YAML text.
+fn key_path_at(text: &str, line: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = line.checked_sub(1).filter(|&i| i < lines.len()) else {
+        return String::new();
+    };
+    let mut path = Vec::new();
+    let mut limit = usize::MAX;
+    for l in lines[..=start].iter().rev() {
+        let body = l.trim_start();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let indent = l.len() - body.len();
+        if indent >= limit {
+            continue;
+        }
+        let body = body.trim_start_matches("- ");
+        if let Some((k, _)) = body.split_once(':') {
+            if !k.is_empty() && !k.contains([' ', '{', '[', '"', '\'']) {
+                path.push(k.to_string());
+                limit = indent;
+            }
+        }
+        if indent == 0 {
+            break;
+        }
+    }
+    path.reverse();
+    path.join(".")
+}
+
+fn addrs(list: &[String], key: &str, problems: &mut Vec<Problem>) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        match s.parse::<SocketAddr>() {
+            Ok(a) => out.push(a),
+            Err(_) => problems.push(Problem {
+                key: format!("{key}[{i}]"),
+                message: format!(
+                    "expected an IP address and port such as \"0.0.0.0:5060\" or \"[::]:5060\"; found {s:?}"
+                ),
+            }),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Loaded, ConfigError> {
+        parse(text, Source::File("t.yaml".into()), PathBuf::from("/x"))
+    }
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let l = parse(EMBEDDED_DEFAULT, Source::Embedded, PathBuf::from("/srv")).unwrap();
+        assert_eq!(
+            l.sip_udp,
+            vec!["0.0.0.0:5060".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(l.data_dir(), PathBuf::from("/srv/data"));
+    }
+
+    #[test]
+    fn empty_file_means_defaults() {
+        assert!(p("# nothing\n").is_ok());
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let e = p("sip:\n  udpp: []\n").unwrap_err().to_string();
+        assert!(e.contains("t.yaml") && e.contains("udpp"), "{e}");
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let e = p("sip:\n  udp: [nope]\n  tcp: ['1.2.3.4']\nlog:\n  level: loud\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sip.udp[0]") && e.contains("sip.tcp[0]") && e.contains("log.level"),
+            "{e}"
+        );
+        assert!(e.contains("3 problem"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_a_syntax_error_naming_the_key() {
+        let e = p("sip:\n  udp: 5\n").unwrap_err().to_string();
+        assert!(
+            e.contains("t.yaml") && e.contains("key `sip.udp`") && e.contains("line 2"),
+            "{e}"
+        );
+    }
+}
