@@ -155,8 +155,10 @@ pub struct Loaded {
     /// Directory relative paths resolve against.
     pub base_dir: PathBuf,
     /// Parsed SIP UDP listen addresses.
+    #[allow(dead_code)] // read by the SIP transports
     pub sip_udp: Vec<SocketAddr>,
     /// Parsed SIP TCP listen addresses.
+    #[allow(dead_code)] // read by the SIP transports
     pub sip_tcp: Vec<SocketAddr>,
 }
 
@@ -303,11 +305,12 @@ fn key_path_at(text: &str, line: usize) -> String {
             continue;
         }
         let body = body.trim_start_matches("- ");
-        if let Some((k, _)) = body.split_once(':') {
-            if !k.is_empty() && !k.contains([' ', '{', '[', '"', '\'']) {
-                path.push(k.to_string());
-                limit = indent;
-            }
+        if let Some((k, _)) = body.split_once(':')
+            && !k.is_empty()
+            && !k.contains([' ', '{', '[', '"', '\''])
+        {
+            path.push(k.to_string());
+            limit = indent;
         }
         if indent == 0 {
             break;

@@ -1,0 +1,7 @@
+//! Integration tests: one test binary (kinder to a 2-core build) with a module per area.
+//! They run the real `p2psip` binary and talk to it over loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod harness;
+mod node_start;
