@@ -5,3 +5,4 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod message;
+pub mod response;
