@@ -4,6 +4,12 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod endpoint;
 pub mod message;
 pub mod response;
 pub mod transaction;
+
+pub use endpoint::{
+    ConnId, Destination, Endpoint, EndpointConfig, EndpointError, Event, Input, Output, Source,
+    Transport,
+};
