@@ -1,2 +1,4 @@
 //! p2psip: a serverless PBX.
+mod sip_transport;
+
 fn main() {}
