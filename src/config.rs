@@ -155,10 +155,8 @@ pub struct Loaded {
     /// Directory relative paths resolve against.
     pub base_dir: PathBuf,
     /// Parsed SIP UDP listen addresses.
-    #[allow(dead_code)] // read by the SIP transports
     pub sip_udp: Vec<SocketAddr>,
     /// Parsed SIP TCP listen addresses.
-    #[allow(dead_code)] // read by the SIP transports
     pub sip_tcp: Vec<SocketAddr>,
 }
 

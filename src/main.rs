@@ -61,3 +61,4 @@ fn run_node(file: Option<std::path::PathBuf>) -> ExitCode {
 }
 
 mod node;
+mod sip_transport;
