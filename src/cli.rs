@@ -27,4 +27,6 @@ pub enum Command {
         /// File to check (default: the one `run` would use).
         file: Option<PathBuf>,
     },
+    /// Decode one RELOAD message (bare or framed; binary, or hex with --hex) and print it.
+    Decode(crate::decode_cmd::DecodeArgs),
 }

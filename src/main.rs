@@ -6,6 +6,7 @@
 
 mod cli;
 mod config;
+mod decode_cmd;
 mod telemetry;
 
 use clap::Parser;
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
         Some(cli::Command::CheckConfig { file }) => check_config(file.or(cli.config)),
+        Some(cli::Command::Decode(args)) => decode_cmd::run(args),
         Some(cli::Command::Run) | None => run_node(cli.config),
     }
 }
