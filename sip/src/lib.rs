@@ -13,3 +13,4 @@ pub use endpoint::{
     ConnId, Destination, Endpoint, EndpointConfig, EndpointError, Event, Input, Output, Source,
     Transport,
 };
+pub mod auth;

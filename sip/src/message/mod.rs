@@ -21,7 +21,7 @@ pub use framer::{Frame, FrameError, StreamFramer};
 pub use headers::{Header, Headers, canonical_name, split_commas};
 pub use method::Method;
 pub use name_addr::{Contacts, NameAddr};
-pub use text::{Param, is_token};
+pub use text::{Param, is_token, take_quoted, unquote};
 pub use uri::{SipUri, Uri, parse_host_port};
 pub use via::{MAGIC_COOKIE, Via};
 
