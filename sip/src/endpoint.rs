@@ -602,14 +602,16 @@ impl Endpoint {
             self.reply_or_log(now, &key, 416, "Unsupported URI Scheme");
             return;
         }
-        // We act as a proxy for everything we do not answer: Proxy-Require applies.
-        let mut unsupported = self.unsupported_required(&req, "Proxy-Require");
+        // Where we are the UAS (OPTIONS to this node, REGISTER to the registrar) Require
+        // applies (RFC 3261 8.2.2.3); where we act as a proxy, Proxy-Require (16.3).
         let to_us = req.method == Method::Options
             && (matches!(&req.uri, Uri::Sip(u) if u.userinfo.is_none())
                 || req.headers.max_forwards() == Some(0));
-        if to_us || req.method == Method::Register {
-            unsupported.extend(self.unsupported_required(&req, "Require"));
-        }
+        let unsupported = if to_us || req.method == Method::Register {
+            self.unsupported_required(&req, "Require")
+        } else {
+            self.unsupported_required(&req, "Proxy-Require")
+        };
         if !unsupported.is_empty() {
             if let Some(mut r) = self.make_response(&key, 420, "Bad Extension") {
                 r.headers.push("Unsupported", unsupported.join(", "));
@@ -621,6 +623,8 @@ impl Endpoint {
             if let Some(mut r) = self.make_response(&key, 200, "OK") {
                 r.headers.push("Allow", self.allow_value());
                 r.headers.push("Accept", self.cfg.accept.join(", "));
+                r.headers.push("Accept-Encoding", "identity");
+                r.headers.push("Accept-Language", "en");
                 r.headers.push("Supported", self.cfg.supported.join(", "));
                 self.respond_or_log(now, &key, r);
             }

@@ -65,15 +65,9 @@ pub async fn bind(cfg: SipTransportConfig) -> io::Result<Bound> {
         tcp_addrs.push(local);
         tcp.push(l);
     }
-    let seed = tokio::time::Instant::now().elapsed().as_nanos() as u64
-        ^ u64::from(std::process::id()).rotate_left(32)
-        ^ udp_addrs
-            .iter()
-            .chain(&tcp_addrs)
-            .fold(0u64, |h, a| h.rotate_left(7) ^ u64::from(a.port()));
     let endpoint = EndpointConfig {
         server_name: cfg.server_name,
-        seed: seed ^ random_seed(),
+        seed: random_seed(),
         ..EndpointConfig::default()
     };
     Ok(Bound {
@@ -85,11 +79,11 @@ pub async fn bind(cfg: SipTransportConfig) -> io::Result<Bound> {
     })
 }
 
-/// Seed from the std hasher's per-process random keys (no extra dependency needed).
+/// A seed from the std hasher's random keys, which the OS supplies (no extra dependency).
 fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0x5157);
+    h.write_u64(u64::from(std::process::id()));
     h.finish()
 }
 
