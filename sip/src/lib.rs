@@ -46,6 +46,8 @@
 
 pub mod auth;
 pub mod endpoint;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod message;
 pub mod response;
 pub mod transaction;
