@@ -1128,4 +1128,47 @@ To: <sip:a@b>;tag=1\r\nFrom: <sip:a@b>;tag=2\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\
         assert!(events.contains(&Output::Event(Event::Timeout { key: key2 })));
         assert_eq!(ep.transaction_count(), (0, 0));
     }
+
+    #[test]
+    fn invite_2xx_absorbs_retransmissions_and_timer_h_reports() {
+        let t0 = crate::transaction::test_epoch();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        recv(&mut ep, t0, Transport::Udp, None, &invite());
+        let out = drain(&mut ep);
+        let Output::Event(Event::Request { key, .. }) = &out[1] else {
+            panic!()
+        };
+        ep.reply(t0, key, 200, "OK").unwrap();
+        assert_eq!(sent(&drain(&mut ep)[0]).2.status, 200);
+        // RFC 6026 Accepted: the INVITE retransmission is absorbed, not re-answered.
+        recv(&mut ep, t0, Transport::Udp, None, &invite());
+        assert!(drain(&mut ep).is_empty());
+        ep.handle_input(t0 + Duration::from_secs(32), Input::Timeout);
+        assert_eq!(ep.transaction_count(), (0, 0));
+
+        let second = invite().replace("inv1", "inv2");
+        recv(
+            &mut ep,
+            t0,
+            Transport::Tcp,
+            Some(ConnId(1)),
+            &second.replace("UDP", "TCP"),
+        );
+        let out = drain(&mut ep);
+        let Output::Event(Event::Request { key, .. }) = &out[1] else {
+            panic!()
+        };
+        ep.reply(t0, key, 480, "Temporarily Unavailable").unwrap();
+        drain(&mut ep);
+        ep.handle_input(t0 + Duration::from_secs(32), Input::Timeout);
+        assert_eq!(
+            drain(&mut ep),
+            vec![Output::Event(Event::Timeout { key: key.clone() })]
+        );
+        assert_eq!(ep.transaction_count(), (0, 0));
+        assert_eq!(
+            ep.respond(t0, key, Response::new(200, "OK")),
+            Err(EndpointError::UnknownTransaction)
+        );
+    }
 }
