@@ -602,14 +602,16 @@ impl Endpoint {
             self.reply_or_log(now, &key, 416, "Unsupported URI Scheme");
             return;
         }
-        // We act as a proxy for everything we do not answer: Proxy-Require applies.
-        let mut unsupported = self.unsupported_required(&req, "Proxy-Require");
+        // Where we are the UAS (OPTIONS to this node, REGISTER to the registrar) Require
+        // applies (RFC 3261 8.2.2.3); where we act as a proxy, Proxy-Require (16.3).
         let to_us = req.method == Method::Options
             && (matches!(&req.uri, Uri::Sip(u) if u.userinfo.is_none())
                 || req.headers.max_forwards() == Some(0));
-        if to_us || req.method == Method::Register {
-            unsupported.extend(self.unsupported_required(&req, "Require"));
-        }
+        let unsupported = if to_us || req.method == Method::Register {
+            self.unsupported_required(&req, "Require")
+        } else {
+            self.unsupported_required(&req, "Proxy-Require")
+        };
         if !unsupported.is_empty() {
             if let Some(mut r) = self.make_response(&key, 420, "Bad Extension") {
                 r.headers.push("Unsupported", unsupported.join(", "));
@@ -621,6 +623,8 @@ impl Endpoint {
             if let Some(mut r) = self.make_response(&key, 200, "OK") {
                 r.headers.push("Allow", self.allow_value());
                 r.headers.push("Accept", self.cfg.accept.join(", "));
+                r.headers.push("Accept-Encoding", "identity");
+                r.headers.push("Accept-Language", "en");
                 r.headers.push("Supported", self.cfg.supported.join(", "));
                 self.respond_or_log(now, &key, r);
             }
@@ -1123,5 +1127,48 @@ To: <sip:a@b>;tag=1\r\nFrom: <sip:a@b>;tag=2\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\
         }
         assert!(events.contains(&Output::Event(Event::Timeout { key: key2 })));
         assert_eq!(ep.transaction_count(), (0, 0));
+    }
+
+    #[test]
+    fn invite_2xx_absorbs_retransmissions_and_timer_h_reports() {
+        let t0 = crate::transaction::test_epoch();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        recv(&mut ep, t0, Transport::Udp, None, &invite());
+        let out = drain(&mut ep);
+        let Output::Event(Event::Request { key, .. }) = &out[1] else {
+            panic!()
+        };
+        ep.reply(t0, key, 200, "OK").unwrap();
+        assert_eq!(sent(&drain(&mut ep)[0]).2.status, 200);
+        // RFC 6026 Accepted: the INVITE retransmission is absorbed, not re-answered.
+        recv(&mut ep, t0, Transport::Udp, None, &invite());
+        assert!(drain(&mut ep).is_empty());
+        ep.handle_input(t0 + Duration::from_secs(32), Input::Timeout);
+        assert_eq!(ep.transaction_count(), (0, 0));
+
+        let second = invite().replace("inv1", "inv2");
+        recv(
+            &mut ep,
+            t0,
+            Transport::Tcp,
+            Some(ConnId(1)),
+            &second.replace("UDP", "TCP"),
+        );
+        let out = drain(&mut ep);
+        let Output::Event(Event::Request { key, .. }) = &out[1] else {
+            panic!()
+        };
+        ep.reply(t0, key, 480, "Temporarily Unavailable").unwrap();
+        drain(&mut ep);
+        ep.handle_input(t0 + Duration::from_secs(32), Input::Timeout);
+        assert_eq!(
+            drain(&mut ep),
+            vec![Output::Event(Event::Timeout { key: key.clone() })]
+        );
+        assert_eq!(ep.transaction_count(), (0, 0));
+        assert_eq!(
+            ep.respond(t0, key, Response::new(200, "OK")),
+            Err(EndpointError::UnknownTransaction)
+        );
     }
 }

@@ -65,15 +65,9 @@ pub async fn bind(cfg: SipTransportConfig) -> io::Result<Bound> {
         tcp_addrs.push(local);
         tcp.push(l);
     }
-    let seed = tokio::time::Instant::now().elapsed().as_nanos() as u64
-        ^ u64::from(std::process::id()).rotate_left(32)
-        ^ udp_addrs
-            .iter()
-            .chain(&tcp_addrs)
-            .fold(0u64, |h, a| h.rotate_left(7) ^ u64::from(a.port()));
     let endpoint = EndpointConfig {
         server_name: cfg.server_name,
-        seed: seed ^ random_seed(),
+        seed: random_seed(),
         ..EndpointConfig::default()
     };
     Ok(Bound {
@@ -85,11 +79,11 @@ pub async fn bind(cfg: SipTransportConfig) -> io::Result<Bound> {
     })
 }
 
-/// Seed from the std hasher's per-process random keys (no extra dependency needed).
+/// A seed from the std hasher's random keys, which the OS supplies (no extra dependency).
 fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0x5157);
+    h.write_u64(u64::from(std::process::id()));
     h.finish()
 }
 
@@ -272,23 +266,45 @@ async fn send(
             let existing = conn
                 .and_then(|c| conns.get(&c))
                 .or_else(|| conns.values().find(|(r, _)| *r == remote));
-            if let Some((_, w)) = existing
-                && w.send(bytes.clone()).await.is_ok()
-            {
-                return;
-            }
-            // No live connection: open one (RFC 3261 18.2.2 falls back to a new one).
-            let id = ConnId(next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-            let to_driver = to_driver.clone();
-            tasks.spawn(async move {
-                match TcpStream::connect(remote).await {
-                    Ok(stream) => connection(id, stream, to_driver, Some(bytes)).await,
-                    Err(e) => tracing::debug!("SIP tcp connect to {remote} failed: {e}"),
+            if let Some((_, w)) = existing {
+                // Never let one slow connection stall the driver: drop when its queue is
+                // full (the peer is not reading), reconnect only when it is gone.
+                match w.try_send(bytes) {
+                    Ok(()) => return,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::warn!(
+                            "SIP tcp connection to {remote} is not keeping up; dropping a message"
+                        );
+                        return;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(b)) => {
+                        return connect_and_send(remote, b, tasks, to_driver, next_conn);
+                    }
                 }
-            });
+            }
+            connect_and_send(remote, bytes, tasks, to_driver, next_conn);
         }
         Transport::Tls => tracing::warn!("SIP over TLS is not available yet; dropping to {remote}"),
     }
+}
+
+/// Opens a new TCP connection and sends `bytes` first (RFC 3261 18.2.2: when the
+/// connection a request came on is gone, the response goes over a new one).
+fn connect_and_send(
+    remote: SocketAddr,
+    bytes: Vec<u8>,
+    tasks: &mut JoinSet<()>,
+    to_driver: &mpsc::Sender<ToDriver>,
+    next_conn: &Arc<std::sync::atomic::AtomicU64>,
+) {
+    let id = ConnId(next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let to_driver = to_driver.clone();
+    tasks.spawn(async move {
+        match TcpStream::connect(remote).await {
+            Ok(stream) => connection(id, stream, to_driver, Some(bytes)).await,
+            Err(e) => tracing::debug!("SIP tcp connect to {remote} failed: {e}"),
+        }
+    });
 }
 
 async fn udp_reader(sock: Arc<UdpSocket>, to_driver: mpsc::Sender<ToDriver>) {
@@ -556,6 +572,91 @@ Content-Length: 0\r\n\r\n"
         let (_tx, rx) = watch::channel(true);
         tokio::time::timeout(WAIT, run(cfg, rx))
             .await
+            .unwrap()
+            .unwrap();
+    }
+
+    /// An application that, when a REGISTER arrives, answers 200 and sends an OPTIONS
+    /// over a new TCP connection to `probe`, reporting the response status it gets.
+    struct ProbeApp {
+        probe: SocketAddr,
+        report: mpsc::UnboundedSender<u16>,
+    }
+
+    impl SipApp for ProbeApp {
+        fn on_event(&mut self, ep: &mut Endpoint, now: std::time::Instant, event: Event) {
+            match event {
+                Event::Request { key, .. } => {
+                    ep.reply(now, &key, 200, "OK").unwrap();
+                    let branch = ep.new_branch();
+                    let text = options("TCP", &branch[7..], "probe@test");
+                    let sip::message::SipMessage::Request(req) =
+                        sip::message::parse_message(text.as_bytes()).unwrap()
+                    else {
+                        panic!()
+                    };
+                    let dest = sip::Destination {
+                        transport: Transport::Tcp,
+                        remote: self.probe,
+                        conn: None,
+                    };
+                    ep.send_request(now, req, dest).unwrap();
+                }
+                Event::Response { response, .. } => self.report.send(response.status).unwrap(),
+                _ => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn app_hook_and_outbound_tcp_client_transaction() {
+        let probe = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let probe_addr = probe.local_addr().unwrap();
+        let cfg = SipTransportConfig {
+            udp: vec!["127.0.0.1:0".parse().unwrap()],
+            tcp: vec![],
+            server_name: "t".into(),
+        };
+        let bound = bind(cfg).await.unwrap();
+        let udp = bound.udp_addrs()[0];
+        let (report, mut reports) = mpsc::unbounded_channel();
+        let (stop, rx) = watch::channel(false);
+        let handle = tokio::spawn(bound.serve_with(
+            ProbeApp {
+                probe: probe_addr,
+                report,
+            },
+            rx,
+        ));
+        let reg = options("UDP", "reg9", "reg9@test")
+            .replace("OPTIONS sip", "REGISTER sip")
+            .replace("1 OPTIONS", "1 REGISTER");
+        let resp = udp_exchange(udp, &reg).await;
+        assert!(resp.starts_with("SIP/2.0 200 OK"), "{resp}");
+        // The node connects to the probe and sends the OPTIONS; answer it on that stream.
+        let (mut conn, _) = tokio::time::timeout(WAIT, probe.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut framer = StreamFramer::new(65536);
+        let Frame::Message(m) = read_frame(&mut conn, &mut framer).await else {
+            panic!("expected a request")
+        };
+        let sip::message::SipMessage::Request(req) = sip::message::parse_message(&m).unwrap()
+        else {
+            panic!("expected a request")
+        };
+        let answer = sip::response::response_to(&req, 200, "OK", Some("p"), None);
+        conn.write_all(&answer.to_bytes()).await.unwrap();
+        let status = tokio::time::timeout(WAIT, reports.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(status, 200);
+        stop.send(true).unwrap();
+        tokio::time::timeout(WAIT, handle)
+            .await
+            .unwrap()
             .unwrap()
             .unwrap();
     }

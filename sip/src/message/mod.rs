@@ -21,7 +21,7 @@ pub use framer::{Frame, FrameError, StreamFramer};
 pub use headers::{Header, Headers, canonical_name, split_commas};
 pub use method::Method;
 pub use name_addr::{Contacts, NameAddr};
-pub use text::{Param, is_token};
+pub use text::{Param, is_token, take_quoted, unquote};
 pub use uri::{SipUri, Uri, parse_host_port};
 pub use via::{MAGIC_COOKIE, Via};
 
@@ -316,6 +316,13 @@ fn validate_common(h: &Headers) -> Result<(), Reason> {
         return Err(Reason::BadHeader("Call-ID"));
     }
     CSeq::parse(single(h, "CSeq")?).ok_or(Reason::BadHeader("CSeq"))?;
+    if h.contains("Contact") && h.contacts().is_none() {
+        return Err(Reason::BadHeader("Contact"));
+    }
+    // SIP-date is an RFC 1123 date, always in GMT (RFC 3261 20.17).
+    if h.get_all("Date").any(|d| !d.trim_end().ends_with(" GMT")) {
+        return Err(Reason::BadHeader("Date"));
+    }
     match h.count("Max-Forwards") {
         0 => {}
         1 => {
@@ -475,6 +482,10 @@ fn split_head(bytes: &[u8]) -> Result<Head<'_>, Reason> {
 
 fn parse_header_line(line: &[u8]) -> Result<(String, String), Reason> {
     let line = std::str::from_utf8(line).map_err(|_| Reason::NotUtf8)?;
+    // A bare CR is no line end and no header text either.
+    if line.contains('\r') {
+        return Err(Reason::BadHeaderLine);
+    }
     let (name, value) = line.split_once(':').ok_or(Reason::BadHeaderLine)?;
     let name = name.trim_end_matches(text::is_lws);
     if !is_token(name) {
@@ -490,6 +501,13 @@ enum StartLine {
 
 fn parse_start_line(line: &[u8]) -> Result<StartLine, Reason> {
     let is_response = line.starts_with(b"SIP/");
+    if line.contains(&b'\r') {
+        return Err(if is_response {
+            Reason::BadStatusLine
+        } else {
+            Reason::BadRequestLine
+        });
+    }
     let line = std::str::from_utf8(line).map_err(|_| {
         if is_response {
             Reason::BadStatusLine
