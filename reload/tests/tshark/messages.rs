@@ -714,8 +714,22 @@ pub(crate) fn build() -> Vec<Pkt> {
             show::<u8>("reload.dictionarykey", &[]),
         ],
     );
+    // A second entry under another UA's Node-ID: forward to another AOR (RFC 7904 3.2).
+    let uri = SipRegistration::Uri(Opaque(b"alice-office@example.com".to_vec()));
+    let uri_value = StoredData {
+        storage_time: 1_700_000_000_321,
+        lifetime: 3600,
+        value: StoredDataValue::Dictionary(DictionaryEntry {
+            key: Opaque(nid(BOB).to_array().to_vec()),
+            value: DataValue {
+                exists: true,
+                value: Opaque(enc(&uri)),
+            },
+        }),
+        signature: signer(),
+    };
     b.add(
-        "FetchAns (dictionary, empty array, single)",
+        "FetchAns (dictionary: route and uri entries, empty array, single)",
         "Fetch",
         ans(0x3333_0000_0000_0001),
         Body::FetchAns(FetchAns {
@@ -723,7 +737,7 @@ pub(crate) fn build() -> Vec<Pkt> {
                 FetchKindResponse {
                     kind: KindId::SIP_REGISTRATION,
                     generation: 42,
-                    values: KindValues::Decoded(vec![sip_value.clone()]),
+                    values: KindValues::Decoded(vec![sip_value.clone(), uri_value.clone()]),
                 },
                 FetchKindResponse {
                     kind: KindId::CERTIFICATE_BY_NODE,
@@ -744,11 +758,15 @@ pub(crate) fn build() -> Vec<Pkt> {
                 "reload.storeddata",
                 &[
                     sip_value.to_bytes().unwrap(),
+                    uri_value.to_bytes().unwrap(),
                     turn_value.to_bytes().unwrap(),
                 ],
             ),
-            value("reload.nodeid", &node_values(&[ALICE])).under("reload.dictionarykey"),
-            span("reload.sipregistration", &[enc(&route)]),
+            value("reload.nodeid", &node_values(&[ALICE, BOB])).under("reload.dictionarykey"),
+            span("reload.sipregistration", &[enc(&route), enc(&uri)]),
+            show("reload.sipregistration.type", &[2, 1]),
+            show("reload.opaque.string", &["alice-office@example.com"])
+                .under("reload.sipregistration.data.uri"),
             span("reload.turnserver", &[enc(&turn)]),
         ],
     );
