@@ -27,4 +27,12 @@ pub enum Command {
         /// File to check (default: the one `run` would use).
         file: Option<PathBuf>,
     },
+    /// Overlay CA tools: create a CA and configuration, run the enrollment server.
+    Ca {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: crate::pki::cmd::CaCommand,
+    },
+    /// Enroll with an overlay's enrollment server and store the node identity.
+    Enroll(crate::pki::cmd::EnrollArgs),
 }

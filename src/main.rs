@@ -6,6 +6,7 @@
 
 mod cli;
 mod config;
+mod pki;
 mod telemetry;
 
 use clap::Parser;
@@ -16,6 +17,14 @@ fn main() -> ExitCode {
     match cli.command {
         Some(cli::Command::CheckConfig { file }) => check_config(file.or(cli.config)),
         Some(cli::Command::Run) | None => run_node(cli.config),
+        Some(cli::Command::Ca { cmd }) => {
+            telemetry::init(&config::LogSection::default());
+            pki::cmd::run_ca(cmd)
+        }
+        Some(cli::Command::Enroll(args)) => {
+            telemetry::init(&config::LogSection::default());
+            pki::cmd::run_enroll(args)
+        }
     }
 }
 
