@@ -39,6 +39,15 @@ pub enum CaCommand {
         #[arg(long)]
         host: Option<String>,
     },
+    /// Verify a signed overlay configuration document (overlay.xml) and print what it says.
+    Verify {
+        /// The document.
+        file: PathBuf,
+        /// Require it to be signed by this CA certificate (PEM); without it the document
+        /// must be signed by one of its own root-certs.
+        #[arg(long, value_name = "PEM")]
+        ca_cert: Option<PathBuf>,
+    },
 }
 
 /// `p2psip enroll` arguments.
@@ -132,6 +141,7 @@ pub fn run_ca(cmd: CaCommand) -> ExitCode {
                 super::now_unix(),
             ))
         }),
+        CaCommand::Verify { file, ca_cert } => verify_config(&file, ca_cert.as_deref()),
     })
 }
 
@@ -174,4 +184,26 @@ pub fn run_enroll(a: EnrollArgs) -> ExitCode {
         );
         Ok(())
     }))
+}
+
+fn verify_config(
+    file: &std::path::Path,
+    ca_cert: Option<&std::path::Path>,
+) -> Result<(), PkiError> {
+    let pin = ca_cert
+        .map(|p| super::read_pem(p, "CERTIFICATE"))
+        .transpose()?;
+    let xml = String::from_utf8_lossy(&super::read(file)?).into_owned();
+    let c = super::config_doc::verify(&xml, pin.as_deref(), None, super::now_unix())
+        .map_err(|e| PkiError::Config(format!("{}: {e}", file.display())))?;
+    println!(
+        "{}: OK: overlay {}, sequence {}, expires {}, signed by CA with SHA-256 fingerprint {}, kinds {}",
+        file.display(),
+        c.overlay,
+        c.sequence,
+        c.expiration,
+        hex::encode(super::sign::sha256(&c.signer)),
+        c.kinds.join(", ")
+    );
+    Ok(())
 }

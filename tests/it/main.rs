@@ -5,3 +5,4 @@
 
 mod harness;
 mod node_start;
+mod pki;
