@@ -25,7 +25,6 @@ pub const OVERLAY_XML: &str = "overlay.xml";
 pub const LOCAL_CA_DIR: &str = "ca";
 
 /// A node's loaded identity.
-#[derive(Debug)]
 pub struct Identity {
     /// Overlay name.
     pub overlay: String,
@@ -45,6 +44,18 @@ pub struct Identity {
     pub root_der: Vec<u8>,
     /// notAfter of the node certificate, Unix seconds.
     pub not_after: i64,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the private key.
+        f.debug_struct("Identity")
+            .field("overlay", &self.overlay)
+            .field("user", &self.user)
+            .field("node_ids", &self.node_ids)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Identity {
