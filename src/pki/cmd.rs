@@ -130,16 +130,20 @@ pub fn run_ca(cmd: CaCommand) -> ExitCode {
             users,
             host,
         } => runtime().and_then(|rt| {
-            rt.block_on(super::enroll::serve(
-                &dir,
-                listen,
-                users,
-                host,
-                async {
-                    let _ = tokio::signal::ctrl_c().await;
-                },
-                super::now_unix(),
-            ))
+            rt.block_on(async {
+                let listener = super::enroll::bind(listen).await?;
+                super::enroll::serve(
+                    &dir,
+                    listener,
+                    users,
+                    host,
+                    async {
+                        let _ = tokio::signal::ctrl_c().await;
+                    },
+                    super::now_unix(),
+                )
+                .await
+            })
         }),
         CaCommand::Verify { file, ca_cert } => verify_config(&file, ca_cert.as_deref()),
     })

@@ -180,11 +180,20 @@ struct ServerState {
     config_xml: String,
 }
 
-/// Runs the enrollment server until `shutdown` resolves. `on_bound` gets the bound address
-/// (the listen address may use port 0).
+/// Binds `listen` (port 0 picks a free port).
+pub async fn bind(listen: SocketAddr) -> Result<TcpListener, PkiError> {
+    TcpListener::bind(listen)
+        .await
+        .map_err(|source| PkiError::Io {
+            path: PathBuf::from(listen.to_string()),
+            source,
+        })
+}
+
+/// Runs the enrollment server on `listener` until `shutdown` resolves; logs the bound address.
 pub async fn serve(
     ca_dir: &Path,
-    listen: SocketAddr,
+    listener: TcpListener,
     users_file: Option<PathBuf>,
     host: Option<String>,
     shutdown: impl std::future::Future<Output = ()>,
@@ -197,14 +206,8 @@ pub async fn serve(
         source,
     })?;
     let users = Users::parse(&text, &users_path.display().to_string())?;
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| PkiError::Io {
-            path: PathBuf::from(listen.to_string()),
-            source,
-        })?;
     let bound = listener.local_addr().map_err(|source| PkiError::Io {
-        path: PathBuf::from(listen.to_string()),
+        path: PathBuf::from("listening socket"),
         source,
     })?;
     let host = host.unwrap_or_else(|| {
@@ -621,6 +624,19 @@ pub async fn enroll(opts: &EnrollOptions, now: i64) -> Result<Identity, PkiError
         &conf.overlay,
         now,
     )?;
+    if id.user != opts.user {
+        return Err(PkiError::Enroll(format!(
+            "the server issued a certificate for user {:?}, not {:?}",
+            id.user, opts.user
+        )));
+    }
+    if id.node_ids.len() != opts.nodeids.max(1) {
+        return Err(PkiError::Enroll(format!(
+            "asked for {} Node-IDs, the certificate has {}",
+            opts.nodeids.max(1),
+            id.node_ids.len()
+        )));
+    }
     id.save(&opts.data_dir, &xml)?;
     Ok(id)
 }
@@ -642,6 +658,134 @@ mod tests {
         assert!(u2.check("alice", b"secret"));
         assert!(Users::parse("no colon\n", "f").is_err());
         assert!(Users::parse("a b:x\n", "f").is_err());
+    }
+
+    async fn start_server(
+        now: i64,
+    ) -> (
+        tempfile::TempDir,
+        String,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<(), PkiError>>,
+    ) {
+        let d = tempfile::tempdir().unwrap();
+        let ca_dir = d.path().join("ca");
+        Ca::init(&ca_dir, "enroll.test", None, &[], now).unwrap();
+        std::fs::write(ca_dir.join("users.txt"), "alice:pw\nbob:pw2\n").unwrap();
+        let l = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let url = format!("https://{}/enroll", l.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let h = tokio::spawn(async move {
+            serve(
+                &ca_dir,
+                l,
+                None,
+                None,
+                async {
+                    let _ = rx.await;
+                },
+                now,
+            )
+            .await
+        });
+        (d, url, tx, h)
+    }
+
+    fn opts(d: &Path, url: &str, user: &str, pw: &str, n: usize, sub: &str) -> EnrollOptions {
+        EnrollOptions {
+            server: url.to_string(),
+            user: user.into(),
+            password: pw.into(),
+            data_dir: d.join(sub),
+            ca_cert: Some(d.join("ca").join(super::super::ca::CA_CERT)),
+            insecure_first_contact: false,
+            nodeids: n,
+        }
+    }
+
+    #[tokio::test]
+    async fn in_process_server_and_client() {
+        let now = crate::pki::now_unix();
+        let (d, url, stop, h) = start_server(now).await;
+        let p = d.path();
+        let a = enroll(&opts(p, &url, "alice", "pw", 2, "a"), now)
+            .await
+            .unwrap();
+        assert_eq!(a.node_ids.len(), 2);
+        let loaded = Identity::load(&p.join("a"), now).unwrap();
+        assert_eq!(loaded.node_ids, a.node_ids);
+        let e = enroll(&opts(p, &url, "alice", "nope", 1, "x"), now)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, PkiError::Refused(Refusal::FailedAuthentication)),
+            "{e}"
+        );
+        let e = enroll(&opts(p, &url, "bob", "pw2", 9, "x"), now)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, PkiError::Refused(Refusal::NodeIdsNotAvailable)),
+            "{e}"
+        );
+        // Insecure first contact pins the CA from the signed configuration.
+        let mut o = opts(p, &url, "bob", "pw2", 1, "b");
+        o.ca_cert = None;
+        assert!(enroll(&o, now).await.is_err(), "needs a trust choice");
+        o.insecure_first_contact = true;
+        let b = enroll(&o, now).await.unwrap();
+        assert_eq!(b.root_der, a.root_der);
+        assert_ne!(b.node_id, a.node_id);
+        // A raw bad CSR and a GET elsewhere.
+        let u = Url::parse(&url).unwrap();
+        let (ct, body) = http::multipart(&[
+            Part {
+                name: "username".into(),
+                content_type: None,
+                data: b"bob".to_vec(),
+            },
+            Part {
+                name: "password".into(),
+                content_type: None,
+                data: b"pw2".to_vec(),
+            },
+            Part {
+                name: "csr".into(),
+                content_type: Some("application/pkcs10".into()),
+                data: b"junk".to_vec(),
+            },
+        ])
+        .unwrap();
+        let (r, _) = exchange(
+            &u,
+            Some(&a.root_der),
+            "POST /enroll HTTP/1.1",
+            &[("Content-Type", &ct)],
+            &body,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (r.start[1].as_str(), r.body.as_slice()),
+            ("403", b"bad_CSR".as_slice())
+        );
+        assert_eq!(r.header("content-type"), Some("text/plain"));
+        let (r, _) = exchange(&u, Some(&a.root_der), "GET /nothing HTTP/1.1", &[], b"")
+            .await
+            .unwrap();
+        assert_eq!(r.start[1], "404");
+        let (r, _) = exchange(
+            &u,
+            Some(&a.root_der),
+            &format!("GET {WELL_KNOWN} HTTP/1.1"),
+            &[],
+            b"",
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.header("content-type"), Some(config_doc::MEDIA_TYPE));
+        stop.send(()).unwrap();
+        h.await.unwrap().unwrap();
     }
 
     #[test]
