@@ -525,6 +525,36 @@ mod tests {
     }
 
     #[test]
+    fn mutated_documents_never_panic_and_never_verify() {
+        let (_d, ca, xml) = doc();
+        let b = xml.as_bytes();
+        for i in (0..b.len()).step_by(3) {
+            for rep in [b'<', b'>', b'"', b'/', b'x', b' '] {
+                if b[i] == rep || !b[i].is_ascii() {
+                    continue;
+                }
+                let mut m = b.to_vec();
+                m[i] = rep;
+                let m = String::from_utf8(m).unwrap();
+                if let Ok(c) = verify(&m, Some(ca.cert_der()), None, NOW) {
+                    // Only bytes outside the signed element and the signature may change.
+                    let conf_end = xml.find("</configuration>").unwrap() + 16;
+                    let sig_start = xml.find("<signature>").unwrap();
+                    assert!(
+                        i < xml.find("<configuration").unwrap()
+                            || (i >= conf_end && i < sig_start)
+                            || i > xml.find("</signature>").unwrap(),
+                        "byte {i} -> {rep}: {c:?}"
+                    );
+                }
+            }
+        }
+        for cut in (0..xml.len()).step_by(5) {
+            let _ = verify(&xml[..cut], None, None, NOW);
+        }
+    }
+
+    #[test]
     fn attr_and_elements_scanner() {
         assert_eq!(attr("a x=\"1\" y='2'", "y").as_deref(), Some("2"));
         assert_eq!(attr("a xy=\"1\" y=\"3\"", "y").as_deref(), Some("3"));
