@@ -29,4 +29,12 @@ pub enum Command {
     },
     /// Decode one RELOAD message (bare or framed; binary, or hex with --hex) and print it.
     Decode(crate::decode_cmd::DecodeArgs),
+    /// Overlay CA tools: create a CA and configuration, run the enrollment server.
+    Ca {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: crate::pki::cmd::CaCommand,
+    },
+    /// Enroll with an overlay's enrollment server and store the node identity.
+    Enroll(crate::pki::cmd::EnrollArgs),
 }

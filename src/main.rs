@@ -7,6 +7,7 @@
 mod cli;
 mod config;
 mod decode_cmd;
+mod pki;
 mod telemetry;
 
 use clap::Parser;
@@ -18,6 +19,14 @@ fn main() -> ExitCode {
         Some(cli::Command::CheckConfig { file }) => check_config(file.or(cli.config)),
         Some(cli::Command::Decode(args)) => decode_cmd::run(args),
         Some(cli::Command::Run) | None => run_node(cli.config),
+        Some(cli::Command::Ca { cmd }) => {
+            telemetry::init(&config::LogSection::default());
+            pki::cmd::run_ca(cmd)
+        }
+        Some(cli::Command::Enroll(args)) => {
+            telemetry::init(&config::LogSection::default());
+            pki::cmd::run_enroll(args)
+        }
     }
 }
 
