@@ -981,3 +981,91 @@ fn framed_messages() {
     );
     assert!(FramedMessage::from_bytes(&h("82 00000000")).is_err());
 }
+
+/// Writes the fuzz seed corpus (`reload/fuzz/corpus/<target>/seed-*`) from golden vectors.
+/// Run with `cargo test -p reload --test golden -- --ignored write_fuzz_seed_corpus`.
+#[test]
+#[ignore]
+fn write_fuzz_seed_corpus() {
+    let (_, ping) = ping_example();
+    let framed = {
+        let mut f = h("80 00000000");
+        f.extend_from_slice(&(ping.len() as u32).to_be_bytes()[1..]);
+        f.extend_from_slice(&ping);
+        f
+    };
+    let sig = SIG_NONE;
+    let seeds: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        ("message", vec![ping.clone()]),
+        ("raw_message", vec![ping.clone()]),
+        (
+            "framed_message",
+            vec![
+                framed,
+                h("81 00000010 80000001"),
+                h("80 00000001 000002 d245"),
+            ],
+        ),
+        (
+            "body",
+            vec![
+                h("0017 0003 000000"),
+                h(&format!(
+                    "0007 02 fc23 00 00000041 00000002 0000000000000005 0000001d 00000019 0000000000000001 00000002 01 00000001 77 {sig} f0000001 0000000000000000 00000004 deadbeef"
+                )),
+                h("0009 00 0015 00000001 0000000000000000 0007 0005 0001 aa 0000"),
+                h(&format!(
+                    "0013 00000001 02 0010 {} 0020 {} {}",
+                    hx(1),
+                    hx(2),
+                    hx(3)
+                )),
+                h(&format!(
+                    "0003 02 7566 02 7077 07 70617373697665 0013 {HOST_CAND} 01"
+                )),
+                h("ffff 0002 0002 6e6f"),
+                h("0022 01 00000007 000004 3c782f3e"),
+            ],
+        ),
+        (
+            "stored_data_single",
+            vec![h(&format!(
+                "0000001a 0102030405060708 00000e10 01 00000002 aabb {sig}"
+            ))],
+        ),
+        (
+            "stored_data_array",
+            vec![h(&format!(
+                "0000001c 0000000000000001 00000002 ffffffff 00 00000000 {sig}"
+            ))],
+        ),
+        (
+            "stored_data_dictionary",
+            vec![h(&format!(
+                "0000001d 0000000000000001 00000002 0002 1020 01 00000001 01 {sig}"
+            ))],
+        ),
+        (
+            "sip_registration",
+            vec![
+                h("01 0011 000f 626f62406578616d706c652e636f6d"),
+                h(&format!(
+                    "02 0027 0011 287369702e736368656d65733d53495029 0012 01 10 {NODE_A}"
+                )),
+            ],
+        ),
+        ("turn_server", vec![h("03 01 06 cb007105 0d96")]),
+        (
+            "gruu",
+            vec![b"ARAAESIzRFVmd4iZqrvM3e7/".to_vec(), b"gAE~".to_vec()],
+        ),
+    ];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    for (target, files) in seeds {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, f) in files.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i}")), f).unwrap();
+        }
+    }
+}
