@@ -1069,3 +1069,32 @@ fn write_fuzz_seed_corpus() {
         }
     }
 }
+
+#[test]
+fn describe_is_readable() {
+    let body = Body::PingReq(PingReq {
+        padding: Opaque(vec![]),
+    });
+    let (mut msg, _) = ping_example();
+    msg.contents = MessageContents::from_body(&body).unwrap();
+    let text = msg.describe(&BuiltinKinds);
+    assert!(text.contains("PING_REQ(23)"), "{text}");
+    assert!(
+        text.contains("NodeId(00112233445566778899aabbccddeeff)"),
+        "{text}"
+    );
+    assert!(text.contains("PingReq"), "{text}");
+    let store = Body::StoreReq(StoreReq {
+        resource: ResourceId::hash(b"alice@example.com"),
+        replica_number: 0,
+        kind_data: vec![StoreKindData {
+            kind: KindId::SIP_REGISTRATION,
+            generation_counter: 0,
+            values: KindValues::Decoded(vec![]),
+        }],
+    });
+    msg.contents = MessageContents::from_body(&store).unwrap();
+    let text = msg.describe(&BuiltinKinds);
+    assert!(text.contains("SIP_REGISTRATION(1)"), "{text}");
+    println!("{text}");
+}
