@@ -161,6 +161,16 @@ fn error_response() {
         vec![KindId(1), KindId(0x0102_0304)]
     );
     assert_eq!(ErrorCode::TTL_HOPS_EXCEEDED.0, 26);
+    let current = StoreAns {
+        kind_responses: vec![StoreKindResponse {
+            kind: KindId(1),
+            generation_counter: 9,
+            replicas: vec![],
+        }],
+    };
+    let e = ErrorResponse::generation_counter_too_low(&current).unwrap();
+    check(&e, "0005 0010 000e 00000001 0000000000000009 0000");
+    assert_eq!(e.parse_store_ans().unwrap(), current);
     check(
         &ErrorResponse {
             error_code: ErrorCode(0x8001),
