@@ -178,6 +178,34 @@ fn bodies() -> Vec<Body> {
                 }]),
             }],
         }),
+        Body::StatAns(StatAns {
+            kind_responses: vec![StatKindResponse {
+                kind: KindId::CERTIFICATE_BY_NODE,
+                generation: 2,
+                values: KindMetaValues::Decoded(vec![StoredMetaData {
+                    storage_time: 1_763_884_800_000,
+                    lifetime: 60,
+                    metadata: MetaDataValue::Array {
+                        index: 0,
+                        value: MetaData {
+                            exists: true,
+                            value_length: 300,
+                            hash_algorithm: HashAlgorithm::SHA1,
+                            hash_value: Opaque(vec![0xee; 20]),
+                        },
+                    },
+                }]),
+            }],
+        }),
+        Body::FindAns(FindAns {
+            results: vec![FindKindData {
+                kind: KindId::SIP_REGISTRATION,
+                closest: ResourceId::hash(b"y"),
+            }],
+        }),
+        Body::JoinAns(JoinAns::default()),
+        Body::RouteQueryAns(ChordRouteQueryAns { next_peer: node(9) }),
+        Body::ConfigUpdateReq(ConfigUpdateReq::Config(Opaque(b"<overlay/>".to_vec()))),
         Body::ConfigUpdateReq(ConfigUpdateReq::Kinds(vec![Opaque(b"<kind/>".to_vec())])),
         Body::Error(ErrorResponse::new(ErrorCode::NOT_FOUND, "not here")),
     ]
