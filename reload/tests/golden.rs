@@ -288,6 +288,14 @@ fn worked_ping_example() {
     let (decoded, contents) = Message::decode_with_contents(&bytes).unwrap();
     assert_eq!(decoded, msg);
     assert_eq!(contents, &h("0017 00000002 0000 00000000")[..]);
+    let (typed, body) = Message::decode_typed(&bytes, &BuiltinKinds).unwrap();
+    assert_eq!(typed, msg);
+    assert_eq!(body, Body::PingReq(PingReq::default()));
+    // a PingReq body claiming 3 bytes of padding but holding none: error at the body's offset
+    let mut bad = bytes.clone();
+    bad[56 + 6 + 1] = 3;
+    let e = Message::decode_typed(&bad, &BuiltinKinds).unwrap_err();
+    assert_eq!(e.offset, 56 + 6 + 2);
     let raw = RawMessage::decode(&bytes).unwrap();
     assert_eq!(raw.header, msg.header);
     assert_eq!(raw.payload.len(), 12 + 299);
