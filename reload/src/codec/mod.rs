@@ -80,7 +80,7 @@ impl<'a> Reader<'a> {
 
     /// The unread bytes, without consuming them.
     pub fn rest(&self) -> &'a [u8] {
-        &self.buf[self.pos..]
+        &self.buf[self.pos..] // ok: pos <= buf.len() is an invariant
     }
 
     /// An error of `kind` about `what` at the current offset.
@@ -97,7 +97,7 @@ impl<'a> Reader<'a> {
         if n > self.remaining() {
             return Err(self.error(DecodeErrorKind::Truncated, what));
         }
-        let s = &self.buf[self.pos..self.pos + n];
+        let s = &self.buf[self.pos..self.pos + n]; // ok: n <= remaining checked above
         self.pos += n;
         Ok(s)
     }
@@ -328,7 +328,7 @@ pub fn write_prefixed(
         });
     }
     let be = (len as u32).to_be_bytes();
-    out[at..at + width.bytes()].copy_from_slice(&be[4 - width.bytes()..]);
+    out[at..at + width.bytes()].copy_from_slice(&be[4 - width.bytes()..]); // ok: our own buffer, `at` bytes reserved above
     Ok(())
 }
 
