@@ -1116,3 +1116,50 @@ fn describe_is_readable() {
     assert!(text.contains("SIP_REGISTRATION(1)"), "{text}");
     println!("{text}");
 }
+
+#[test]
+fn stat_single_and_dictionary_metadata() {
+    let meta = MetaData {
+        exists: false,
+        value_length: 0,
+        hash_algorithm: HashAlgorithm::NONE,
+        hash_value: Opaque(vec![]),
+    };
+    // StoredMetaData: length (4) | storage_time (8) | lifetime (4) | model part
+    check_body(
+        Body::StatAns(StatAns {
+            kind_responses: vec![
+                StatKindResponse {
+                    kind: KindId::TURN_SERVICE,
+                    generation: 1,
+                    values: KindMetaValues::Decoded(vec![StoredMetaData {
+                        storage_time: 2,
+                        lifetime: 3,
+                        metadata: MetaDataValue::Single(meta.clone()),
+                    }]),
+                },
+                StatKindResponse {
+                    kind: KindId::SIP_REGISTRATION,
+                    generation: 1,
+                    values: KindMetaValues::Decoded(vec![StoredMetaData {
+                        storage_time: 2,
+                        lifetime: 3,
+                        metadata: MetaDataValue::Dictionary {
+                            key: Opaque(vec![0xab]),
+                            value: meta,
+                        },
+                    }]),
+                },
+                StatKindResponse {
+                    kind: KindId(0x7777),
+                    generation: 0,
+                    values: KindMetaValues::Opaque(Opaque(vec![0x01])),
+                },
+            ],
+        }), // kind_responses: 39 + 42 + 17 bytes
+        "00000062
+         00000002 0000000000000001 00000017 | 00000013 0000000000000002 00000003 00 00000000 00 00
+         00000001 0000000000000001 0000001a | 00000016 0000000000000002 00000003 0001 ab 00 00000000 00 00
+         00007777 0000000000000000 00000001 01",
+    );
+}
