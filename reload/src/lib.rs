@@ -6,3 +6,6 @@
 
 pub mod codec;
 pub mod wire;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
