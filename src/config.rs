@@ -18,6 +18,8 @@ pub const DEFAULT_FILE: &str = "config.yaml";
 pub struct Config {
     /// Node-wide settings.
     pub node: NodeSection,
+    /// The RELOAD overlay this node belongs to.
+    pub overlay: OverlaySection,
     /// SIP front-end settings.
     pub sip: SipSection,
     /// Logging.
@@ -36,6 +38,25 @@ impl Default for NodeSection {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+/// `overlay:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OverlaySection {
+    /// Overlay instance name (a DNS name; its hash is in every RELOAD message header).
+    pub instance_name: String,
+    /// User name this node enrolls under when it creates its own one-node overlay.
+    pub node_user: String,
+}
+
+impl Default for OverlaySection {
+    fn default() -> Self {
+        Self {
+            instance_name: "p2psip.local".into(),
+            node_user: "node".into(),
         }
     }
 }
@@ -236,6 +257,29 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
         problems.push(Problem {
             key: "log.format".into(),
             message: format!("expected `text` or `json`; found {:?}", config.log.format),
+        });
+    }
+    let name = &config.overlay.instance_name;
+    if name.is_empty()
+        || name.len() > 253
+        || !name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+    {
+        problems.push(Problem {
+            key: "overlay.instance_name".into(),
+            message: format!("expected a DNS name such as \"office.example\"; found {name:?}"),
+        });
+    }
+    let user = &config.overlay.node_user;
+    if user.is_empty() || !user.bytes().all(|b| b.is_ascii_graphic() && b != b'@') {
+        problems.push(Problem {
+            key: "overlay.node_user".into(),
+            message: format!("expected a user name without spaces or '@'; found {user:?}"),
         });
     }
     if config.node.data_dir.as_os_str().is_empty() {

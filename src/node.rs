@@ -32,6 +32,9 @@ pub enum NodeError {
         /// What it returned.
         why: String,
     },
+    /// The node's certificate and keys could not be created or loaded.
+    #[error("node identity: {0}")]
+    Identity(String),
     /// Signal handling failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -52,6 +55,18 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         loaded.source,
         data_dir.display()
     );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    // The overlay links (TLS/DTLS with these certificates) use it once they run in the node.
+    let _identity = crate::pki::local::ensure_local_identity(
+        &data_dir,
+        &loaded.config.overlay.instance_name,
+        &loaded.config.overlay.node_user,
+        now,
+    )
+    .map_err(|e| NodeError::Identity(e.to_string()))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let sip = sip_transport::bind(SipTransportConfig {
         udp: loaded.sip_udp.clone(),
