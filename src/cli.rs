@@ -29,4 +29,10 @@ pub enum Command {
     },
     /// Decode one RELOAD message (bare or framed; binary, or hex with --hex) and print it.
     Decode(crate::decode_cmd::DecodeArgs),
+    /// Manage the users who may register (kept in <data_dir>/users.yaml).
+    User {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: crate::gateway::users::UserCommand,
+    },
 }

@@ -47,6 +47,9 @@ pub struct RegistrarConfig {
     pub max_contacts: usize,
     /// Seconds a nonce stays valid.
     pub nonce_lifetime: u64,
+    /// Digest algorithms offered, one WWW-Authenticate each, in this order (RFC 8760 2.4:
+    /// preferred first). Some clients (SIPp 3.6) only read the first challenge.
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl Default for RegistrarConfig {
@@ -60,6 +63,7 @@ impl Default for RegistrarConfig {
             max_expires: 7200,
             max_contacts: 10,
             nonce_lifetime: 300,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
         }
     }
 }
@@ -485,11 +489,19 @@ impl Registrar {
         nonce_random.copy_from_slice(ctx.random.get(..16).unwrap_or(&[0u8; 16]));
         let nonce = self.nonces.issue(ctx.unix_secs, nonce_random);
         // Unknown users get the same offer as password users.
-        let algorithms = user
+        let offered = &self.cfg.algorithms;
+        let algorithms: Vec<Algorithm> = user
             .and_then(|u| self.users.get(u))
-            .map(User::algorithms)
+            .map(|u| {
+                let can = u.algorithms();
+                offered
+                    .iter()
+                    .copied()
+                    .filter(|a| can.contains(a))
+                    .collect::<Vec<_>>()
+            })
             .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| vec![Algorithm::Sha256, Algorithm::Md5]);
+            .unwrap_or_else(|| offered.clone());
         let mut reply = Reply::new(401, "Unauthorized", Outcome::Challenged { stale });
         for algorithm in algorithms {
             let ch = Challenge {

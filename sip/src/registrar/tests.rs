@@ -226,6 +226,20 @@ fn challenge_offers_sha256_then_md5_with_qop() {
 }
 
 #[test]
+fn offered_algorithms_follow_the_config() {
+    let mut f = fx_with(RegistrarConfig {
+        algorithms: vec![Algorithm::Md5],
+        ..RegistrarConfig::default()
+    });
+    let r = f.at(0, &register("1001", "c1", 1, ""), udp_src(5062));
+    let algs: Vec<_> = header(&r, "WWW-Authenticate")
+        .into_iter()
+        .map(|v| Challenge::parse(v).unwrap().algorithm)
+        .collect();
+    assert_eq!(algs, vec![Algorithm::Md5]);
+}
+
+#[test]
 fn register_with_sha256_and_md5() {
     let mut f = fx();
     let c = "Contact: <sip:1001@127.0.0.1:5062>\r\n";
