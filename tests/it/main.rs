@@ -6,4 +6,5 @@
 mod decode;
 mod harness;
 mod node_start;
+mod registrar;
 mod sip_options;
