@@ -241,3 +241,21 @@ pub fn gr_for_node(node_id: u128) -> String {
     ))];
     reload::wire::sip::gruu_gr_param(&list).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gr_names_this_node() {
+        let gr = gr_for_node(0x0011_2233_4455_6677_8899_aabb_ccdd_eeff);
+        assert!(!gr.contains('='), "{gr}");
+        let list = reload::wire::sip::parse_gruu_gr_param(&gr).unwrap();
+        assert_eq!(
+            list,
+            vec![reload::wire::Destination::Node(reload::wire::NodeId(
+                0x0011_2233_4455_6677_8899_aabb_ccdd_eeff
+            ))]
+        );
+    }
+}

@@ -19,7 +19,7 @@
 
 mod util;
 
-pub use util::{format_q, gr_base64, parse_q, sip_date, uri_equivalent};
+pub use util::{format_q, parse_q, sip_date, uri_equivalent};
 
 use crate::Source;
 use crate::auth::{Algorithm, AuthError, Challenge, Credentials, NonceManager};

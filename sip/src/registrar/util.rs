@@ -129,25 +129,6 @@ pub fn uri_equivalent(a: &Uri, b: &Uri) -> bool {
     true
 }
 
-/// Base64 (standard alphabet) of `bytes`, with `~` in place of `=` padding as the `gr`
-/// parameter of RFC 7904 section 6 needs.
-pub fn gr_base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b0 = chunk.first().copied().unwrap_or(0);
-        let b1 = chunk.get(1).copied().unwrap_or(0);
-        let b2 = chunk.get(2).copied().unwrap_or(0);
-        let n = (u32::from(b0) << 16) | (u32::from(b1) << 8) | u32::from(b2);
-        let sym = |shift: u32| char::from(ALPHABET[((n >> shift) & 63) as usize]); // ok: masked to 0..64
-        out.push(sym(18));
-        out.push(sym(12));
-        out.push(if chunk.len() > 1 { sym(6) } else { '~' });
-        out.push(if chunk.len() > 2 { sym(0) } else { '~' });
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,12 +178,5 @@ mod tests {
             "sip:bob@biloxi.com;transport=udp"
         ));
         assert!(!eq("sip:carol@chicago.com", "sips:carol@chicago.com"));
-    }
-
-    #[test]
-    fn base64_with_tilde() {
-        assert_eq!(gr_base64(b"f"), "Zg~~");
-        assert_eq!(gr_base64(b"fo"), "Zm8~");
-        assert_eq!(gr_base64(b"foo"), "Zm9v");
     }
 }
