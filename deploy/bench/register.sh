@@ -4,7 +4,8 @@
 # SIPp runs deploy/sipp/register.xml (REGISTER, 401, REGISTER with MD5 digest, 200) for
 # 1000 users at increasing call rates, STEP_SECS seconds per rate, and stops at the first
 # rate with a failed call or that was not reached (below 90 %). For each rate it prints the
-# rate SIPp reached, failed calls and the response time of the whole registration (both round trips) at p50/p99, from -trace_rtt.
+# rate SIPp reached, failed calls and the response time of the whole registration (both
+# round trips) at p50/p99 (SIPp measures whole milliseconds), from -trace_rtt.
 #
 #   deploy/bench/register.sh                 # both targets
 #   TARGETS=p2psip deploy/bench/register.sh  # only p2psip
