@@ -53,7 +53,10 @@ fn write_users_file(path: &Path, file: &UsersFile) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let text = serde_saphyr::to_string(file).map_err(|e| e.to_string())?;
+    let mut text = serde_saphyr::to_string(file).map_err(|e| e.to_string())?;
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
     let tmp = path.with_extension("yaml.tmp");
     std::fs::write(&tmp, format!("# Managed by `p2psip user`.\n{text}"))
         .and_then(|()| std::fs::rename(&tmp, path))

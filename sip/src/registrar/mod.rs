@@ -24,7 +24,7 @@ pub use util::{format_q, parse_q, sip_date, uri_equivalent};
 use crate::Source;
 use crate::auth::{Algorithm, AuthError, Challenge, Credentials, NonceManager};
 use crate::message::{Contacts, NameAddr, Request, Uri, split_commas};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Registrar settings.
@@ -303,6 +303,8 @@ pub struct Registrar {
     dummy_secret: String,
     gr: String,
     aors: HashMap<String, Vec<Binding>>,
+    /// Earliest expiry of each AOR with bindings, ordered.
+    expiry: BTreeSet<(Instant, String)>,
     events: VecDeque<RegistrarEvent>,
     refresh_counter: u64,
 }
@@ -333,6 +335,7 @@ impl Registrar {
             dummy_secret,
             gr,
             aors: HashMap::new(),
+            expiry: BTreeSet::new(),
             events: VecDeque::new(),
             refresh_counter: 0,
         }
@@ -420,25 +423,25 @@ impl Registrar {
 
     /// The earliest binding expiry.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.aors
-            .values()
-            .flat_map(|v| v.iter().map(|b| b.expires_at))
-            .min()
+        self.expiry.first().map(|(t, _)| *t)
     }
 
     /// Removes the bindings that expired by `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let mut changed = Vec::new();
-        for (key, list) in &mut self.aors {
-            let (gone, kept): (Vec<Binding>, Vec<Binding>) =
-                list.drain(..).partition(|b| b.expires_at <= now);
-            *list = kept;
-            if !gone.is_empty() {
-                changed.push((key.clone(), gone));
+        while let Some((t, key)) = self.expiry.first().cloned() {
+            if t > now {
+                break;
             }
-        }
-        for (key, gone) in changed {
+            // Removed first, so that a stale entry can never be seen twice.
+            self.expiry.remove(&(t, key.clone()));
+            let list = self.aors.get(&key).cloned().unwrap_or_default();
+            let (gone, kept): (Vec<Binding>, Vec<Binding>) =
+                list.into_iter().partition(|b| b.expires_at <= now);
+            self.store(&key, kept.clone());
             let aor = self.aor_of(key.split('@').next().unwrap_or_default());
+            if gone.is_empty() {
+                continue;
+            }
             for b in gone {
                 self.events.push_back(RegistrarEvent::BindingRemoved {
                     aor: aor.clone(),
@@ -446,12 +449,30 @@ impl Registrar {
                     reason: RemovalReason::Expired,
                 });
             }
-            let bindings = self.aors.get(&key).cloned().unwrap_or_default();
-            if bindings.is_empty() {
-                self.aors.remove(&key);
+            self.events.push_back(RegistrarEvent::BindingChanged {
+                aor,
+                bindings: kept,
+            });
+        }
+    }
+
+    /// Sets the bindings of `key` and keeps the expiry index in step.
+    fn store(&mut self, key: &str, bindings: Vec<Binding>) {
+        if let Some(old) = self
+            .aors
+            .get(key)
+            .and_then(|l| l.iter().map(|b| b.expires_at).min())
+        {
+            self.expiry.remove(&(old, key.to_owned()));
+        }
+        match bindings.iter().map(|b| b.expires_at).min() {
+            Some(next) => {
+                self.expiry.insert((next, key.to_owned()));
+                self.aors.insert(key.to_owned(), bindings);
             }
-            self.events
-                .push_back(RegistrarEvent::BindingChanged { aor, bindings });
+            None => {
+                self.aors.remove(key);
+            }
         }
     }
 
@@ -677,7 +698,7 @@ impl Registrar {
         if list.iter().any(|b| b.call_id == call_id && b.cseq >= cseq) {
             return out_of_order();
         }
-        self.aors.remove(key);
+        self.store(key, Vec::new());
         for b in list.iter() {
             self.events.push_back(RegistrarEvent::BindingRemoved {
                 aor: aor.to_owned(),
@@ -933,11 +954,7 @@ impl Registrar {
             });
         }
         let count = bindings.len();
-        if bindings.is_empty() {
-            self.aors.remove(key);
-        } else {
-            self.aors.insert(key.to_owned(), bindings.clone());
-        }
+        self.store(key, bindings.clone());
         if changed {
             self.events.push_back(RegistrarEvent::BindingChanged {
                 aor: aor.to_owned(),

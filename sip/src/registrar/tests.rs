@@ -614,6 +614,41 @@ fn expiry_via_timeout_emits_events() {
 }
 
 #[test]
+fn refresh_moves_the_expiry() {
+    let mut f = fx();
+    f.authed(
+        0,
+        "1001",
+        "c1",
+        1,
+        "Contact: <sip:1001@10.0.0.1>;expires=60\r\n",
+    );
+    f.authed(
+        30,
+        "1001",
+        "c1",
+        2,
+        "Contact: <sip:1001@10.0.0.1>;expires=600\r\n",
+    );
+    drain(&mut f.reg);
+    assert_eq!(f.reg.poll_timeout(), Some(f.t0 + Duration::from_secs(630)));
+    f.reg.handle_timeout(f.t0 + Duration::from_secs(60));
+    assert!(drain(&mut f.reg).is_empty());
+    assert_eq!(
+        f.reg.lookup("1001", f.t0 + Duration::from_secs(61)).len(),
+        1
+    );
+    f.authed(
+        40,
+        "1001",
+        "c1",
+        3,
+        "Contact: <sip:1001@10.0.0.1>;expires=0\r\n",
+    );
+    assert_eq!(f.reg.poll_timeout(), None);
+}
+
+#[test]
 fn max_contacts_evicts_least_recently_refreshed() {
     let mut f = fx_with(RegistrarConfig {
         max_contacts: 2,
