@@ -502,6 +502,21 @@ mod tests {
     }
 
     #[test]
+    fn registrar_section_is_checked() {
+        let e =
+            p("registrar:\n  min_expires: 100\n  max_expires: 10\n  digest_algorithms: [SHA-1]\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("key `registrar`") && e.contains("registrar.digest_algorithms"),
+            "{e}"
+        );
+        let l = p("registrar:\n  digest_algorithms: [md5]\nsip:\n  domain: Example.COM\n").unwrap();
+        assert_eq!(l.config.registrar.digest_algorithms, vec!["md5".to_owned()]);
+        assert!(p("sip:\n  domain: 'a b'\n").is_err());
+    }
+
+    #[test]
     fn user_entries_are_checked() {
         let e = p("users:\n  - {name: a}\n  - {name: 'b@c', password: x}\n  - {name: d, password: x, ha1: 0123456789abcdef0123456789abcdef}\n  - {name: e, ha1: zz}\n")
             .unwrap_err()
