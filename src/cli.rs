@@ -37,4 +37,10 @@ pub enum Command {
     },
     /// Enroll with an overlay's enrollment server and store the node identity.
     Enroll(crate::pki::cmd::EnrollArgs),
+    /// Manage the users who may register (kept in <data_dir>/users.yaml).
+    User {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: crate::gateway::users::UserCommand,
+    },
 }

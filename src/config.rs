@@ -24,6 +24,93 @@ pub struct Config {
     pub sip: SipSection,
     /// Logging.
     pub log: LogSection,
+    /// Registrar limits.
+    pub registrar: RegistrarSection,
+    /// Users who may register (merged with `data/users.yaml`).
+    pub users: Vec<UserEntry>,
+}
+
+/// `registrar:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarSection {
+    /// Expiry granted when a phone asks for none, seconds.
+    pub default_expires: u32,
+    /// Shortest expiry accepted (shorter gets 423 Interval Too Brief), seconds.
+    pub min_expires: u32,
+    /// Longest expiry granted (longer is shortened), seconds.
+    pub max_expires: u32,
+    /// Contacts kept per user; beyond it the least recently refreshed is dropped.
+    pub max_contacts: usize,
+    /// Digest algorithms offered, preferred first: `SHA-256`, `MD5`.
+    pub digest_algorithms: Vec<String>,
+}
+
+impl Default for RegistrarSection {
+    fn default() -> Self {
+        Self {
+            default_expires: 3600,
+            min_expires: 60,
+            max_expires: 7200,
+            max_contacts: 10,
+            digest_algorithms: vec!["MD5".into()],
+        }
+    }
+}
+
+/// One entry of `users:` (and of `data/users.yaml`).
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    /// User name: `name@domain` is the address-of-record and `name` the digest username.
+    pub name: String,
+    /// Password in clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// MD5 HA1, hex of MD5(name:domain:password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha1: Option<String>,
+    /// SHA-256 HA1, hex of SHA-256(name:domain:password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ha1_sha256: Option<String>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+impl UserEntry {
+    /// What is wrong with this entry, if anything.
+    pub fn problem(&self) -> Option<String> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/".contains(c))
+        {
+            return Some(format!(
+                "expected a user name of letters, digits and -_.!~*'()&=+$,;?/; found {:?}",
+                self.name
+            ));
+        }
+        let hex_ok = |h: &Option<String>, len: usize| {
+            h.as_ref()
+                .is_none_or(|h| h.len() == len && h.chars().all(|c| c.is_ascii_hexdigit()))
+        };
+        if !hex_ok(&self.ha1, 32) {
+            return Some("expected `ha1` to be 32 hex digits (MD5)".into());
+        }
+        if !hex_ok(&self.ha1_sha256, 64) {
+            return Some("expected `ha1_sha256` to be 64 hex digits (SHA-256)".into());
+        }
+        let has_ha1 = self.ha1.is_some() || self.ha1_sha256.is_some();
+        match (&self.password, has_ha1) {
+            (Some(_), true) => {
+                Some("give either `password` or `ha1`/`ha1_sha256`, not both".into())
+            }
+            (None, false) => Some("expected a `password` or an `ha1`/`ha1_sha256`".into()),
+            _ => None,
+        }
+    }
 }
 
 /// `node:` section.
@@ -71,6 +158,8 @@ pub struct SipSection {
     pub udp: Vec<String>,
     /// TCP listen addresses.
     pub tcp: Vec<String>,
+    /// SIP domain of the users' addresses (`user@domain`), also the digest realm.
+    pub domain: String,
 }
 
 impl Default for SipSection {
@@ -79,6 +168,7 @@ impl Default for SipSection {
             server_name: "p2psip".into(),
             udp: vec!["0.0.0.0:5060".into()],
             tcp: vec!["0.0.0.0:5060".into()],
+            domain: "p2psip.local".into(),
         }
     }
 }
@@ -282,6 +372,58 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
             message: format!("expected a user name without spaces or '@'; found {user:?}"),
         });
     }
+    if config.sip.domain.is_empty()
+        || !config
+            .sip
+            .domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        problems.push(Problem {
+            key: "sip.domain".into(),
+            message: format!(
+                "expected a domain name such as p2psip.local; found {:?}",
+                config.sip.domain
+            ),
+        });
+    }
+    let r = &config.registrar;
+    if r.min_expires > r.max_expires || r.default_expires == 0 || r.max_contacts == 0 {
+        problems.push(Problem {
+            key: "registrar".into(),
+            message:
+                "expected min_expires <= max_expires, and default_expires and max_contacts above 0"
+                    .into(),
+        });
+    }
+    if r.digest_algorithms.is_empty()
+        || r.digest_algorithms
+            .iter()
+            .any(|a| !["SHA-256", "MD5"].iter().any(|k| k.eq_ignore_ascii_case(a)))
+    {
+        problems.push(Problem {
+            key: "registrar.digest_algorithms".into(),
+            message: format!(
+                "expected a list of SHA-256 and/or MD5; found {:?}",
+                r.digest_algorithms
+            ),
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, u) in config.users.iter().enumerate() {
+        if let Some(m) = u.problem() {
+            problems.push(Problem {
+                key: format!("users[{i}]"),
+                message: m,
+            });
+        }
+        if !seen.insert(u.name.clone()) {
+            problems.push(Problem {
+                key: format!("users[{i}]"),
+                message: format!("user {:?} is listed twice", u.name),
+            });
+        }
+    }
     if config.node.data_dir.as_os_str().is_empty() {
         problems.push(Problem {
             key: "node.data_dir".into(),
@@ -394,6 +536,38 @@ mod tests {
             vec!["0.0.0.0:5060".parse::<SocketAddr>().unwrap()]
         );
         assert_eq!(l.data_dir(), PathBuf::from("/srv/data"));
+        assert_eq!(l.config.users.len(), 20);
+        assert_eq!(l.config.users[1].name, "1001");
+        assert_eq!(
+            l.config.users[1].password.as_deref(),
+            Some("p2psip-demo-1001")
+        );
+        assert_eq!(l.config.sip.domain, "p2psip.local");
+    }
+
+    #[test]
+    fn registrar_section_is_checked() {
+        let e =
+            p("registrar:\n  min_expires: 100\n  max_expires: 10\n  digest_algorithms: [SHA-1]\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            e.contains("key `registrar`") && e.contains("registrar.digest_algorithms"),
+            "{e}"
+        );
+        let l = p("registrar:\n  digest_algorithms: [md5]\nsip:\n  domain: Example.COM\n").unwrap();
+        assert_eq!(l.config.registrar.digest_algorithms, vec!["md5".to_owned()]);
+        assert!(p("sip:\n  domain: 'a b'\n").is_err());
+    }
+
+    #[test]
+    fn user_entries_are_checked() {
+        let e = p("users:\n  - {name: a}\n  - {name: 'b@c', password: x}\n  - {name: d, password: x, ha1: 0123456789abcdef0123456789abcdef}\n  - {name: e, ha1: zz}\n")
+            .unwrap_err()
+            .to_string();
+        for k in ["users[0]", "users[1]", "users[2]", "users[3]"] {
+            assert!(e.contains(k), "{e}");
+        }
     }
 
     #[test]

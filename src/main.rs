@@ -18,6 +18,13 @@ fn main() -> ExitCode {
     match cli.command {
         Some(cli::Command::CheckConfig { file }) => check_config(file.or(cli.config)),
         Some(cli::Command::Decode(args)) => decode_cmd::run(args),
+        Some(cli::Command::User { cmd }) => match config::load(cli.config.as_deref()) {
+            Ok(l) => gateway::users::run(&l, cmd),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some(cli::Command::Run) | None => run_node(cli.config),
         Some(cli::Command::Ca { cmd }) => {
             telemetry::init(&config::LogSection::default());
@@ -71,5 +78,6 @@ fn run_node(file: Option<std::path::PathBuf>) -> ExitCode {
     }
 }
 
+mod gateway;
 mod node;
 mod sip_transport;

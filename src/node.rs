@@ -2,7 +2,9 @@
 //! SIGINT or SIGTERM.
 
 use crate::config::Loaded;
+use crate::gateway::{self, Gateway, users};
 use crate::sip_transport::{self, SipTransportConfig};
+use sip::registrar::{Registrar, RegistrarConfig};
 use tokio::sync::watch;
 
 /// Why the node could not run.
@@ -35,6 +37,9 @@ pub enum NodeError {
     /// The node's certificate and keys could not be created or loaded.
     #[error("node identity: {0}")]
     Identity(String),
+    /// The users could not be loaded.
+    #[error("cannot load users: {0}")]
+    Users(String),
     /// Signal handling failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -78,14 +83,29 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         what: "SIP listeners",
         source: e,
     })?;
-    let mut sip_task = tokio::spawn(sip.serve(shutdown_rx));
+    let registrar = start_registrar(&loaded)?;
+    tokio::spawn(gateway::run_expiry(registrar.clone(), shutdown_rx.clone()));
+    let mut sip_task = tokio::spawn(sip.serve_with(Gateway::new(registrar.clone()), shutdown_rx));
     tracing::info!("node is up");
-    let outcome = tokio::select! {
-        signal = signals.wait() => {
-            tracing::info!("received {signal}, shutting down");
-            Ok(())
+    let mut signals = signals;
+    let outcome = loop {
+        tokio::select! {
+            signal = signals.wait() => {
+                if signal == "SIGHUP" {
+                    match users::load_users(&loaded) {
+                        Ok(u) => {
+                            tracing::info!("SIGHUP: reloaded users, {} may register", u.len());
+                            registrar.set_users(u);
+                        }
+                        Err(e) => tracing::warn!("SIGHUP: users not reloaded, keeping the old list: {e}"),
+                    }
+                    continue;
+                }
+                tracing::info!("received {signal}, shutting down");
+                break Ok(());
+            }
+            res = &mut sip_task => break Err(NodeError::Stopped { what: "SIP transport", why: format!("{res:?}") }),
         }
-        res = &mut sip_task => Err(NodeError::Stopped { what: "SIP transport", why: format!("{res:?}") }),
     };
     let _ = shutdown_tx.send(true);
     if outcome.is_ok() {
@@ -95,10 +115,54 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
     outcome
 }
 
-/// SIGTERM and SIGINT, installed once.
+/// The registrar with the configured users, and a warning about demo passwords.
+fn start_registrar(loaded: &Loaded) -> Result<gateway::Shared, NodeError> {
+    let c = &loaded.config;
+    let cfg = RegistrarConfig {
+        domain: c.sip.domain.clone(),
+        default_expires: c.registrar.default_expires,
+        min_expires: c.registrar.min_expires,
+        max_expires: c.registrar.max_expires,
+        max_contacts: c.registrar.max_contacts,
+        algorithms: c
+            .registrar
+            .digest_algorithms
+            .iter()
+            .filter_map(|a| sip::auth::Algorithm::parse(a))
+            .collect(),
+        ..RegistrarConfig::default()
+    };
+    let user_list = users::load_users(loaded).map_err(NodeError::Users)?;
+    // Until the node has its certificate's Node-ID, public GRUUs name a random one.
+    let gr = gateway::gr_for_node(rand::random());
+    let mut registrar = Registrar::new(cfg, rand::random(), gr);
+    let demo = users::demo_users(&user_list);
+    tracing::info!(
+        "registrar for domain {}: {} user{} may register",
+        c.sip.domain,
+        user_list.len(),
+        if user_list.len() == 1 { "" } else { "s" }
+    );
+    if !demo.is_empty() {
+        tracing::warn!(
+            "{} demo user{} ({}) use the password {}<user> (e.g. {}{}); change them before connecting real phones",
+            demo.len(),
+            if demo.len() == 1 { "" } else { "s" },
+            demo.join(", "),
+            users::DEMO_PASSWORD_PREFIX,
+            users::DEMO_PASSWORD_PREFIX,
+            demo.first().map(String::as_str).unwrap_or_default()
+        );
+    }
+    registrar.set_users(user_list);
+    Ok(gateway::Shared::new(registrar))
+}
+
+/// SIGTERM, SIGINT and SIGHUP, installed once.
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -107,13 +171,15 @@ impl Signals {
         Ok(Self {
             term: signal(SignalKind::terminate())?,
             int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
         })
     }
 
-    async fn wait(mut self) -> &'static str {
+    async fn wait(&mut self) -> &'static str {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
+            _ = self.hup.recv() => "SIGHUP",
         }
     }
 }

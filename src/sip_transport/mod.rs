@@ -68,6 +68,9 @@ pub async fn bind(cfg: SipTransportConfig) -> io::Result<Bound> {
     let endpoint = EndpointConfig {
         server_name: cfg.server_name,
         seed: random_seed(),
+        // What the registrar implements (RFC 5626, RFC 5627, RFC 3327), so that a phone's
+        // `Require:` of them is not refused with 420.
+        supported: ["outbound", "gruu", "path"].map(String::from).to_vec(),
         ..EndpointConfig::default()
     };
     Ok(Bound {

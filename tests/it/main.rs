@@ -7,4 +7,5 @@ mod decode;
 mod harness;
 mod node_start;
 mod pki;
+mod registrar;
 mod sip_options;
