@@ -5,4 +5,7 @@
 //! randomness in, and takes bytes to send out.
 
 pub mod codec;
+pub mod crypto;
+pub mod storage;
+pub mod topology;
 pub mod wire;
