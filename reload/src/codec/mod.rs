@@ -224,12 +224,36 @@ impl<'a> Reader<'a> {
         width: LenWidth,
         what: &'static str,
     ) -> Result<Vec<T>, DecodeError> {
+        self.list_with(width, what, T::read)
+    }
+
+    /// Reads a length-prefixed list whose elements are read by `f` (for elements whose layout
+    /// depends on context, such as a Kind's data model).
+    ///
+    /// Memory grows only with elements actually read, never with the announced length, and an
+    /// element that consumes no bytes is refused so the loop always terminates.
+    pub fn list_with<T>(
+        &mut self,
+        width: LenWidth,
+        what: &'static str,
+        mut f: impl FnMut(&mut Reader<'a>) -> Result<T, DecodeError>,
+    ) -> Result<Vec<T>, DecodeError> {
         let mut sub = self.prefixed(width, what)?;
         let mut out = Vec::new();
         while !sub.is_empty() {
-            out.push(T::read(&mut sub)?);
+            let before = sub.remaining();
+            out.push(f(&mut sub)?);
+            if sub.remaining() == before {
+                return Err(sub.error(DecodeErrorKind::InvalidValue, what));
+            }
         }
         Ok(out)
+    }
+
+    /// A reader over `buf` whose offsets start at `base` (to decode a field that was stored
+    /// as bytes while keeping error offsets absolute).
+    pub fn with_base(buf: &'a [u8], base: usize) -> Self {
+        Self { buf, pos: 0, base }
     }
 }
 
@@ -268,9 +292,11 @@ impl LenWidth {
     }
 }
 
-/// Error for values too large for their length prefix (an API misuse, not peer input).
+/// Error for values that cannot be encoded (an API misuse, not peer input): a vector longer
+/// than its length prefix can hold, shorter than its declared minimum, or a value that would
+/// not decode back as itself (such as a Destination type with the high bit set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("{what} is {len} bytes, more than its length prefix can hold ({max})")]
+#[error("{what} is {len} bytes, outside the range its encoding allows (at most {max})")]
 pub struct EncodeError {
     /// The field being written.
     pub what: &'static str,
@@ -358,4 +384,249 @@ pub fn write_list<T: Codec>(
         }
     })?;
     err.map_or(Ok(()), Err)
+}
+
+/// Encodes a list whose elements are written by `f`.
+pub fn write_list_with<T>(
+    out: &mut Vec<u8>,
+    width: LenWidth,
+    what: &'static str,
+    items: &[T],
+    mut f: impl FnMut(&T, &mut Vec<u8>) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
+    let mut err = None;
+    write_prefixed(out, width, what, |o| {
+        for i in items {
+            if let Err(e) = f(i, o) {
+                err.get_or_insert(e);
+            }
+        }
+    })?;
+    err.map_or(Ok(()), Err)
+}
+
+/// Like [`write_prefixed`], for a body that can itself fail.
+pub fn write_prefixed_with(
+    out: &mut Vec<u8>,
+    width: LenWidth,
+    what: &'static str,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
+    let mut err = None;
+    write_prefixed(out, width, what, |o| {
+        if let Err(e) = body(o) {
+            err = Some(e);
+        }
+    })?;
+    err.map_or(Ok(()), Err)
+}
+
+/// Fixed-width big-endian integers, so code-point newtypes can share one codec.
+pub trait WireInt: Copy + Eq + fmt::LowerHex {
+    /// Hex digits in the `Debug` form of an unknown value.
+    const HEX_WIDTH: usize;
+    /// Appends the big-endian bytes.
+    fn put(self, out: &mut Vec<u8>);
+    /// Reads one big-endian value.
+    fn get(r: &mut Reader<'_>, what: &'static str) -> Result<Self, DecodeError>;
+}
+
+macro_rules! wire_int {
+    ($t:ty, $w:expr, $m:ident) => {
+        impl WireInt for $t {
+            const HEX_WIDTH: usize = $w;
+            fn put(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_be_bytes());
+            }
+            fn get(r: &mut Reader<'_>, what: &'static str) -> Result<Self, DecodeError> {
+                r.$m(what)
+            }
+        }
+        impl Codec for $t {
+            fn encode(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+                self.put(out);
+                Ok(())
+            }
+            fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+                r.$m(stringify!($t))
+            }
+        }
+    };
+}
+wire_int!(u8, 2, u8);
+wire_int!(u16, 4, u16);
+wire_int!(u32, 8, u32);
+wire_int!(u64, 16, u64);
+
+/// Declares a code-point newtype over an unsigned integer, with named constants, a `Debug`
+/// that prints the RFC name (or the hex value when unknown), `Display`, serde `Serialize` and
+/// the [`Codec`]. Every value decodes, known or not, and survives a round trip.
+#[macro_export]
+macro_rules! code_point {
+    (
+        $(#[$m:meta])*
+        $vis:vis struct $name:ident($repr:ty) {
+            $( $(#[$cm:meta])* $cname:ident = $val:expr, )*
+        }
+    ) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        $vis struct $name(pub $repr);
+
+        impl $name {
+            $( $(#[$cm])* pub const $cname: $name = $name($val); )*
+
+            /// The name of this code point, if it is one we know.
+            pub fn name(self) -> Option<&'static str> {
+                $( if self.0 == $val { return Some(stringify!($cname)); } )*
+                None
+            }
+
+            /// True when this is one of the named values.
+            pub fn is_known(self) -> bool {
+                self.name().is_some()
+            }
+        }
+
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                match self.name() {
+                    Some(n) => write!(f, "{}({})", n, self.0),
+                    None => write!(
+                        f,
+                        "{}(0x{:0w$x})",
+                        stringify!($name),
+                        self.0,
+                        w = <$repr as $crate::codec::WireInt>::HEX_WIDTH
+                    ),
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Debug::fmt(self, f)
+            }
+        }
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl From<$repr> for $name {
+            fn from(v: $repr) -> Self {
+                $name(v)
+            }
+        }
+
+        impl $crate::codec::Codec for $name {
+            fn encode(&self, out: &mut Vec<u8>) -> Result<(), $crate::codec::EncodeError> {
+                <$repr as $crate::codec::WireInt>::put(self.0, out);
+                Ok(())
+            }
+            fn read(r: &mut $crate::codec::Reader<'_>) -> Result<Self, $crate::codec::DecodeError> {
+                Ok($name(<$repr as $crate::codec::WireInt>::get(r, stringify!($name))?))
+            }
+        }
+    };
+}
+
+/// Opaque bytes from the wire (`opaque x<..>` contents, unknown values, signatures).
+///
+/// `Debug` and `Display` print hex (long values are abbreviated in `Debug`), and serde
+/// serializes it as a hex string, so decoded messages stay readable.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Opaque(pub Vec<u8>);
+
+impl Opaque {
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Reads `opaque<min..width max>` with its length prefix.
+    pub fn read_prefixed(
+        r: &mut Reader<'_>,
+        width: LenWidth,
+        min: usize,
+        what: &'static str,
+    ) -> Result<Self, DecodeError> {
+        Ok(Opaque(r.opaque(width, min, what)?.to_vec()))
+    }
+
+    /// Writes the bytes with a length prefix of `width`.
+    pub fn write_prefixed(
+        &self,
+        out: &mut Vec<u8>,
+        width: LenWidth,
+        what: &'static str,
+    ) -> Result<(), EncodeError> {
+        write_opaque(out, width, what, &self.0)
+    }
+}
+
+impl std::ops::Deref for Opaque {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for Opaque {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for Opaque {
+    fn from(v: Vec<u8>) -> Self {
+        Opaque(v)
+    }
+}
+
+impl From<&[u8]> for Opaque {
+    fn from(v: &[u8]) -> Self {
+        Opaque(v.to_vec())
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for Opaque {
+    fn from(v: &[u8; N]) -> Self {
+        Opaque(v.to_vec())
+    }
+}
+
+impl fmt::Debug for Opaque {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOW: usize = 48;
+        if self.0.len() <= SHOW {
+            write!(f, "h'{}'", hex::encode(&self.0))
+        } else {
+            write!(
+                f,
+                "h'{}…' ({} bytes)",
+                hex::encode(&self.0[..SHOW]), // ok: len > SHOW
+                self.0.len()
+            )
+        }
+    }
+}
+
+impl fmt::Display for Opaque {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(&self.0))
+    }
+}
+
+impl serde::Serialize for Opaque {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(&self.0))
+    }
+}
+
+/// An [`EncodeError`] for a vector shorter than the minimum its declaration allows.
+pub fn too_short(what: &'static str, len: usize, max: usize) -> EncodeError {
+    EncodeError { what, len, max }
 }
