@@ -18,7 +18,7 @@ use msg::{Attach, Body, Candidate, ChordUpdate, Dest, Header, LeaveData, Securit
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 
 /// Milliseconds on the driver's clock. Storage times are taken from it, so a real driver
@@ -276,22 +276,22 @@ pub struct Node {
     rng: ChaCha8Rng,
     crypto: Box<dyn CryptoProvider>,
     table: ChordTable,
-    links: HashMap<LinkId, NodeId>,
-    peer_links: HashMap<NodeId, LinkId>,
-    bootstrap_links: HashSet<LinkId>,
+    links: BTreeMap<LinkId, NodeId>,
+    peer_links: BTreeMap<NodeId, LinkId>,
+    bootstrap_links: BTreeSet<LinkId>,
     state: JoinState,
     started: Time,
     ap: Option<NodeId>,
-    join_wait: HashSet<NodeId>,
+    join_wait: BTreeSet<NodeId>,
     pending: HashMap<u64, Pending>,
     timers: BinaryHeap<Reverse<(Time, u64, Timer)>>,
     timer_seq: u64,
     answered: HashMap<u64, (Time, u16, Vec<u8>)>,
     answered_order: VecDeque<(Time, u64)>,
-    attaching: HashSet<NodeId>,
-    want_update_on_link: HashSet<NodeId>,
-    finger_wait: HashMap<NodeId, Vec<usize>>,
-    dead: HashMap<NodeId, Time>,
+    attaching: BTreeSet<NodeId>,
+    want_update_on_link: BTreeSet<NodeId>,
+    finger_wait: BTreeMap<NodeId, Vec<usize>>,
+    dead: BTreeMap<NodeId, Time>,
     storage: Storage,
     out: VecDeque<Output>,
     next_request: u64,
@@ -338,22 +338,22 @@ impl Node {
             rng: ChaCha8Rng::seed_from_u64(rng_seed),
             crypto,
             table,
-            links: HashMap::new(),
-            peer_links: HashMap::new(),
-            bootstrap_links: HashSet::new(),
+            links: BTreeMap::new(),
+            peer_links: BTreeMap::new(),
+            bootstrap_links: BTreeSet::new(),
             state: JoinState::Idle,
             started: Time(0),
             ap: None,
-            join_wait: HashSet::new(),
+            join_wait: BTreeSet::new(),
             pending: HashMap::new(),
             timers: BinaryHeap::new(),
             timer_seq: 0,
             answered: HashMap::new(),
             answered_order: VecDeque::new(),
-            attaching: HashSet::new(),
-            want_update_on_link: HashSet::new(),
-            finger_wait: HashMap::new(),
-            dead: HashMap::new(),
+            attaching: BTreeSet::new(),
+            want_update_on_link: BTreeSet::new(),
+            finger_wait: BTreeMap::new(),
+            dead: BTreeMap::new(),
             storage: Storage::new(),
             out: VecDeque::new(),
             next_request: 1,
@@ -783,12 +783,12 @@ impl Node {
             _ => None,
         };
         let header = Header {
-            config_sequence: self.cfg.config_sequence,
+            overlay: self.overlay,
+            configuration_sequence: self.cfg.config_sequence,
             ttl: self.cfg.initial_ttl,
             transaction_id: txid,
-            max_response_length: 0,
-            via: Vec::new(),
-            dest,
+            destination_list: dest,
+            ..Header::default()
         };
         let p = Pending {
             purpose,
@@ -816,18 +816,18 @@ impl Node {
         force_link: Option<LinkId>,
     ) {
         loop {
-            let Some(head) = header.dest.first().cloned() else {
+            let Some(head) = header.destination_list.first().cloned() else {
                 self.stats.dropped += 1;
                 return;
             };
             match head {
                 Dest::Node(n) if n == self.me || n == NodeId::WILDCARD => {
-                    if header.dest.len() == 1 || n == NodeId::WILDCARD {
-                        header.dest.drain(..);
+                    if header.destination_list.len() == 1 || n == NodeId::WILDCARD {
+                        header.destination_list.drain(..);
                         self.deliver(now, header, rest, from);
                         return;
                     }
-                    header.dest.remove(0);
+                    header.destination_list.remove(0);
                 }
                 Dest::Opaque(_) => {
                     // We never issue opaque ids, so this one cannot be expanded.
@@ -857,8 +857,8 @@ impl Node {
                         return;
                     }
                     if self.state == JoinState::Joined && self.table.is_responsible(k) {
-                        if header.dest.len() == 1 {
-                            header.dest.drain(..);
+                        if header.destination_list.len() == 1 {
+                            header.destination_list.drain(..);
                             self.deliver(now, header, rest, from);
                         } else {
                             self.stats.dropped += 1;
@@ -927,10 +927,10 @@ impl Node {
         let request = msg::is_request(code);
         // Duplicate destination entries indicate a loop (RFC 6940 13.6.5).
         let dup = header
-            .dest
+            .destination_list
             .iter()
             .enumerate()
-            .any(|(i, d)| header.dest.iter().skip(i + 1).any(|e| e == d));
+            .any(|(i, d)| header.destination_list.iter().skip(i + 1).any(|e| e == d));
         if dup {
             if request {
                 self.reply_error_raw(now, &header, from, error_code::INVALID_MESSAGE, code);
@@ -946,17 +946,17 @@ impl Node {
             return;
         }
         // Pop our own id(s) and see whether the message is for us.
-        while let Some(Dest::Node(n)) = header.dest.first() {
-            if *n == self.me && header.dest.len() > 1 {
-                header.dest.remove(0);
+        while let Some(Dest::Node(n)) = header.destination_list.first() {
+            if *n == self.me && header.destination_list.len() > 1 {
+                header.destination_list.remove(0);
             } else {
                 break;
             }
         }
-        let local = match header.dest.first() {
+        let local = match header.destination_list.first() {
             Some(Dest::Node(n)) => *n == self.me || *n == NodeId::WILDCARD,
             Some(Dest::Resource(r)) => {
-                header.dest.len() == 1
+                header.destination_list.len() == 1
                     && self.state == JoinState::Joined
                     && r.as_u128().is_some_and(|k| self.table.is_responsible(k))
             }
@@ -970,18 +970,18 @@ impl Node {
                 return;
             }
             if request {
-                if header.via.contains(&Dest::Node(self.me)) {
+                if header.via_list.contains(&Dest::Node(self.me)) {
                     // We already forwarded this request once: a routing loop.
                     self.stats.dropped += 1;
                     return;
                 }
-                header.via.push(Dest::Node(from));
+                header.via_list.push(Dest::Node(from));
             }
-            if !header.unknown_options.is_empty() {
+            if !header.options.is_empty() {
                 // FORWARD_CRITICAL options we do not know (RFC 6940 6.3.2.3).
-                if header.unknown_options.iter().any(|(_, f)| f & 0x01 != 0) {
+                if header.options.iter().any(|(_, f)| f & 0x01 != 0) {
                     if request {
-                        header.via.pop();
+                        header.via_list.pop();
                         self.reply_error_raw(
                             now,
                             &header,
@@ -997,7 +997,7 @@ impl Node {
             self.route(now, header, rest, Some(from), None);
             return;
         }
-        header.dest.drain(..);
+        header.destination_list.drain(..);
         self.deliver(now, header, rest, Some(from));
     }
 
@@ -1037,7 +1037,7 @@ impl Node {
                 self.reply_error(now, &header, from, error_code::UNKNOWN_EXTENSION, b"");
                 return;
             }
-            if !header.unknown_options.iter().all(|(_, f)| f & 0x02 == 0) {
+            if !header.options.iter().all(|(_, f)| f & 0x02 == 0) {
                 self.reply_error(
                     now,
                     &header,
@@ -1047,11 +1047,11 @@ impl Node {
                 );
                 return;
             }
-            if header.config_sequence != self.cfg.config_sequence
+            if header.configuration_sequence != self.cfg.config_sequence
                 && parsed.code != 33
-                && header.config_sequence != 0xffff
+                && header.configuration_sequence != 0xffff
             {
-                let c = if header.config_sequence < self.cfg.config_sequence {
+                let c = if header.configuration_sequence < self.cfg.config_sequence {
                     error_code::CONFIG_TOO_OLD
                 } else {
                     error_code::CONFIG_TOO_NEW
@@ -1103,11 +1103,11 @@ impl Node {
     }
 
     fn answer_dest(header: &Header, from: Option<NodeId>) -> Vec<Dest> {
-        let mut d: Vec<Dest> = Vec::with_capacity(header.via.len() + 1);
+        let mut d: Vec<Dest> = Vec::with_capacity(header.via_list.len() + 1);
         if let Some(f) = from {
             d.push(Dest::Node(f));
         }
-        d.extend(header.via.iter().rev().cloned());
+        d.extend(header.via_list.iter().rev().cloned());
         d
     }
 
@@ -1122,18 +1122,17 @@ impl Node {
         let contents = glue::encode_contents(code, &body);
         let rest = self.sign_contents(req.transaction_id, contents);
         let header = Header {
-            config_sequence: self.cfg.config_sequence,
+            overlay: self.overlay,
+            configuration_sequence: self.cfg.config_sequence,
             ttl: self.cfg.initial_ttl,
             transaction_id: req.transaction_id,
-            max_response_length: 0,
-            via: Vec::new(),
-            dest: Self::answer_dest(req, from),
-            unknown_options: Vec::new(),
+            destination_list: Self::answer_dest(req, from),
+            ..Header::default()
         };
-        if header.dest.is_empty() {
+        if header.destination_list.is_empty() {
             // We asked ourselves.
             let mut h = header;
-            h.dest.push(Dest::Node(self.me));
+            h.destination_list.push(Dest::Node(self.me));
             self.route(now, h, rest, None, None);
         } else {
             self.route(now, header, rest, None, None);
@@ -1490,7 +1489,7 @@ impl Node {
                     Body::Error { code, info } => Err(RequestError::Error { code, info }),
                     Body::StoreAns(k) => Ok(Outcome::Stored(k)),
                     Body::FetchAns(kinds) => {
-                        let resource = match p.header.dest.last() {
+                        let resource = match p.header.destination_list.last() {
                             Some(Dest::Resource(r)) => r.clone(),
                             _ => ResourceId::default(),
                         };

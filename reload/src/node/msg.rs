@@ -5,47 +5,9 @@ use crate::crypto::SignatureParts;
 use crate::storage::{FetchKind, KindId, Selector, StoreKind};
 use crate::wire::{NodeId, ResourceId};
 
-/// A destination-list or via-list entry (RFC 6940 6.3.2.2).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Dest {
-    /// A Node-ID.
-    Node(NodeId),
-    /// A Resource-ID (only as the last destination entry).
-    Resource(ResourceId),
-    /// An opaque (compressed) id; we never issue these, so any we receive is unknown.
-    Opaque(Vec<u8>),
-}
 
-impl Dest {
-    /// The ring position this entry routes on.
-    #[must_use]
-    pub fn key(&self) -> Option<u128> {
-        match self {
-            Dest::Node(n) => Some(n.0),
-            Dest::Resource(r) => r.as_u128(),
-            Dest::Opaque(_) => None,
-        }
-    }
-}
-
-/// Forwarding-header fields the engine routes on (RFC 6940 6.3.2).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    /// Configuration sequence of the sender.
-    pub config_sequence: u16,
-    /// Time to live.
-    pub ttl: u8,
-    /// Transaction id.
-    pub transaction_id: u64,
-    /// Largest answer the requester accepts (0 = any).
-    pub max_response_length: u32,
-    /// Via list.
-    pub via: Vec<Dest>,
-    /// Destination list.
-    pub dest: Vec<Dest>,
-    /// Forwarding options we could not interpret: (type, flags).
-    pub unknown_options: Vec<(u8, u8)>,
-}
+pub use crate::wire::Destination as Dest;
+pub use crate::wire::ForwardingHeader as Header;
 
 /// A SecurityBlock (RFC 6940 6.3.4) in engine form.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

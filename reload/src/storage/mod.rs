@@ -21,16 +21,7 @@ pub const KIND_CERTIFICATE_BY_USER: KindId = 16;
 /// Array index meaning "append" (RFC 6940 7.4.1.1).
 pub const ARRAY_APPEND: u32 = 0xffff_ffff;
 
-/// A Kind's data model (RFC 6940 7.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataModel {
-    /// One value.
-    Single,
-    /// Sparse zero-based array.
-    Array,
-    /// Key/value map.
-    Dictionary,
-}
+pub use crate::wire::DataModel;
 
 /// Access-control policies (RFC 6940 7.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
