@@ -11,7 +11,10 @@
 //! the message signature covers ([`message_signature_input`]).
 
 use crate::codec::{Codec, DecodeError, DecodeErrorKind, EncodeError, Opaque, Reader};
-use crate::wire::{ForwardingHeader, MessageContents, SecurityBlock, SignerIdentity};
+use crate::wire::{
+    Body, ForwardingHeader, KindModels, MessageCode, MessageContents, MessageExtension,
+    SecurityBlock, SignerIdentity,
+};
 use serde::Serialize;
 
 /// A message whose payload (contents and security block, or a fragment) stays raw.
@@ -127,10 +130,39 @@ impl Message {
         )
     }
 
-    /// A readable multi-line dump (the `Debug` form, pretty-printed).
-    pub fn describe(&self) -> String {
-        format!("{self:#?}")
+    /// A view with the body typed, for display (`{:#?}`) or serde serialization (JSON).
+    pub fn described(&self, kinds: &dyn KindModels) -> DescribedMessage<'_> {
+        DescribedMessage {
+            header: &self.header,
+            code: self.contents.code,
+            body: self
+                .contents
+                .decode_body(kinds)
+                .map_err(|e| format!("{e} (offset within message_body)")),
+            extensions: &self.contents.extensions,
+            security: &self.security,
+        }
     }
+
+    /// A readable multi-line text dump with the body typed (`kinds` gives data models).
+    pub fn describe(&self, kinds: &dyn KindModels) -> String {
+        format!("{:#?}", self.described(kinds))
+    }
+}
+
+/// A decoded message with its body typed, for display and JSON output.
+#[derive(Debug, Serialize)]
+pub struct DescribedMessage<'a> {
+    /// The forwarding header.
+    pub header: &'a ForwardingHeader,
+    /// The message code.
+    pub code: MessageCode,
+    /// The typed body, or why it did not decode.
+    pub body: Result<Body, String>,
+    /// Extensions.
+    pub extensions: &'a [MessageExtension],
+    /// Certificates and signature.
+    pub security: &'a SecurityBlock,
 }
 
 /// Signature input for a message (RFC 6940 6.3.4):
