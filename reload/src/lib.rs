@@ -6,6 +6,10 @@
 
 pub mod codec;
 pub mod crypto;
+pub mod node;
+pub mod sim;
 pub mod storage;
 pub mod topology;
 pub mod wire;
+
+pub use node::Instant;

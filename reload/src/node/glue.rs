@@ -5,8 +5,7 @@ use super::msg::{self, Body, ChordUpdate, Header, LeaveData, Security};
 use crate::codec::{Codec, DecodeError, DecodeErrorKind, LenWidth, Opaque, Reader, write_list};
 use crate::crypto::SignatureParts;
 use crate::storage::{
-    self, DataModel, DataValue, FetchKind, KindRegistry, Selector, StoreKind, StoredValue,
-    ValueKey,
+    self, DataModel, DataValue, FetchKind, KindRegistry, Selector, StoreKind, StoredValue, ValueKey,
 };
 use crate::wire::{self, ResourceId};
 
@@ -494,12 +493,10 @@ pub fn encode_body(b: &Body) -> (u16, Vec<u8>) {
                                             index: *i,
                                             value: md,
                                         },
-                                        ValueKey::Key(k) => {
-                                            wire::stat::MetaDataValue::Dictionary {
-                                                key: Opaque(k.clone()),
-                                                value: md,
-                                            }
-                                        }
+                                        ValueKey::Key(k) => wire::stat::MetaDataValue::Dictionary {
+                                            key: Opaque(k.clone()),
+                                            value: md,
+                                        },
                                     },
                                 }
                             })

@@ -13,7 +13,7 @@ use crate::storage::{
     StoredValue, ValueKey,
 };
 use crate::topology::{ChordTable, dist, in_range};
-use crate::wire::{NodeId, ResourceId, overlay_hash};
+use crate::wire::{ForwardingOption, NodeId, ResourceId, overlay_hash};
 use msg::{Attach, Body, Candidate, ChordUpdate, Dest, Header, LeaveData, Security, error_code};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -286,7 +286,7 @@ pub struct Node {
     pending: HashMap<u64, Pending>,
     timers: BinaryHeap<Reverse<(Time, u64, Timer)>>,
     timer_seq: u64,
-    answered: HashMap<u64, (Time, u16, Vec<u8>)>,
+    answered: HashMap<u64, (Time, u16, Vec<u8>, Vec<Vec<u8>>)>,
     answered_order: VecDeque<(Time, u64)>,
     attaching: BTreeSet<NodeId>,
     want_update_on_link: BTreeSet<NodeId>,
@@ -303,6 +303,24 @@ pub struct Node {
 const DUP_CACHE_MS: u64 = 15_000;
 const DEAD_HOLD_MS: u64 = 60_000;
 const HOUSEKEEPING_MS: u64 = 10_000;
+
+/// Certificates of the StoredData a body carries (they travel in the SecurityBlock).
+fn value_certs(body: &Body) -> Vec<Vec<u8>> {
+    let mut certs: Vec<Vec<u8>> = Vec::new();
+    let values: Box<dyn Iterator<Item = &StoredValue>> = match body {
+        Body::FetchAns(kinds) => Box::new(kinds.iter().flat_map(|k| k.values.iter())),
+        Body::StoreReq { kinds, .. } => Box::new(kinds.iter().flat_map(|k| k.values.iter())),
+        _ => Box::new(std::iter::empty()),
+    };
+    for v in values {
+        for c in &v.certs {
+            if !certs.contains(c) {
+                certs.push(c.clone());
+            }
+        }
+    }
+    certs
+}
 
 fn error_name(code: u16) -> &'static str {
     match code {
@@ -394,6 +412,23 @@ impl Node {
         self.state == JoinState::Joined
     }
 
+    /// A one-line summary of the join state (for debugging).
+    #[must_use]
+    pub fn debug_state(&self) -> String {
+        format!(
+            "{:?} ap={:?} wait={:?} attaching={:?} pending={:?} links={:?}",
+            self.state,
+            self.ap,
+            self.join_wait,
+            self.attaching,
+            self.pending
+                .values()
+                .map(|p| (&p.purpose, p.sends))
+                .collect::<Vec<_>>(),
+            self.links.values().collect::<Vec<_>>()
+        )
+    }
+
     /// Number of open links.
     #[must_use]
     pub fn link_count(&self) -> usize {
@@ -421,7 +456,10 @@ impl Node {
         if let Some(addr) = self.cfg.bootstrap.get(i).copied() {
             self.out.push_back(Output::Connect { peer: None, addr });
         }
-        self.arm(now.plus_ms(self.cfg.reliability_timer_ms * 6), Timer::JoinRetry);
+        self.arm(
+            now.plus_ms(self.cfg.reliability_timer_ms * 6),
+            Timer::JoinRetry,
+        );
     }
 
     /// The next output, if any.
@@ -513,7 +551,12 @@ impl Node {
                 values: vals,
             }],
         };
-        self.send_request(now, vec![Dest::Resource(resource)], &body, Purpose::App(req));
+        self.send_request(
+            now,
+            vec![Dest::Resource(resource)],
+            &body,
+            Purpose::App(req),
+        );
         req
     }
 
@@ -529,7 +572,12 @@ impl Node {
             resource: resource.clone(),
             specifiers: specifiers.into_iter().map(|(k, s)| (k, 0, s)).collect(),
         };
-        self.send_request(now, vec![Dest::Resource(resource)], &body, Purpose::App(req));
+        self.send_request(
+            now,
+            vec![Dest::Resource(resource)],
+            &body,
+            Purpose::App(req),
+        );
         req
     }
 
@@ -545,7 +593,12 @@ impl Node {
             resource: resource.clone(),
             specifiers: specifiers.into_iter().map(|(k, s)| (k, 0, s)).collect(),
         };
-        self.send_request(now, vec![Dest::Resource(resource)], &body, Purpose::App(req));
+        self.send_request(
+            now,
+            vec![Dest::Resource(resource)],
+            &body,
+            Purpose::App(req),
+        );
         req
     }
 
@@ -556,7 +609,12 @@ impl Node {
             resource: resource.clone(),
             kinds,
         };
-        self.send_request(now, vec![Dest::Resource(resource)], &body, Purpose::App(req));
+        self.send_request(
+            now,
+            vec![Dest::Resource(resource)],
+            &body,
+            Purpose::App(req),
+        );
         req
     }
 
@@ -591,7 +649,8 @@ impl Node {
             self.send_request(now, vec![Dest::Node(*s)], &body, Purpose::Leave);
         }
         self.state = JoinState::Left;
-        self.pending.retain(|_, p| p.purpose == Purpose::Leave || p.purpose == Purpose::Replicate);
+        self.pending
+            .retain(|_, p| p.purpose == Purpose::Leave || p.purpose == Purpose::Replicate);
         self.out.push_back(Output::Event(Event::Left));
     }
 
@@ -636,7 +695,7 @@ impl Node {
                 self.table.set_finger(i, peer);
             }
         }
-        if was_attaching || self.table.would_be_neighbor(peer) {
+        if was_attaching {
             if self.join_wait.remove(&peer) {
                 self.maybe_send_join(now);
             }
@@ -654,9 +713,12 @@ impl Node {
         if self.peer_links.get(&peer) == Some(&link) {
             self.peer_links.remove(&peer);
             // Another link to the same peer may remain.
-            if let Some((l, _)) = self.links.iter().find(|(_, p)| **p == peer) {
-                self.peer_links.insert(*l, peer).map(|_| ());
-                let l = *l;
+            if let Some(l) = self
+                .links
+                .iter()
+                .find(|(_, p)| **p == peer)
+                .map(|(l, _)| *l)
+            {
                 self.peer_links.insert(peer, l);
                 return;
             }
@@ -731,37 +793,8 @@ impl Node {
     fn encode_signed(&mut self, txid: u64, body: &Body) -> Vec<u8> {
         let (code, body_bytes) = glue::encode_body(body);
         let contents = glue::encode_contents(code, &body_bytes);
-        let (ih, ch) = self.crypto.identity();
-        let identity = glue::encode_identity(ih, &ch);
-        let mut input = Vec::with_capacity(12 + contents.len() + identity.len());
-        input.extend_from_slice(&self.overlay.to_be_bytes());
-        input.extend_from_slice(&txid.to_be_bytes());
-        input.extend_from_slice(&contents);
-        input.extend_from_slice(&identity);
-        let (h, s, value) = self.crypto.sign(&input);
-        let mut certs = self.crypto.certificates();
-        if let Body::FetchAns(kinds) = body {
-            for v in kinds.iter().flat_map(|k| k.values.iter()) {
-                for c in &v.certs {
-                    if !certs.contains(c) {
-                        certs.push(c.clone());
-                    }
-                }
-            }
-        }
-        let sec = Security {
-            certs,
-            signature: SignatureParts {
-                hash_alg: h,
-                sig_alg: s,
-                identity_hash_alg: ih,
-                cert_hash: ch,
-                value,
-            },
-        };
-        let mut rest = contents;
-        rest.extend_from_slice(&glue::encode_security(&sec));
-        rest
+        let certs = value_certs(body);
+        self.sign_contents(txid, contents, &certs)
     }
 
     fn send_request(&mut self, now: Time, dest: Vec<Dest>, body: &Body, purpose: Purpose) -> u64 {
@@ -800,7 +833,10 @@ impl Node {
             via_link,
         };
         self.pending.insert(txid, p);
-        self.arm(now.plus_ms(self.cfg.reliability_timer_ms), Timer::Retransmit(txid));
+        self.arm(
+            now.plus_ms(self.cfg.reliability_timer_ms),
+            Timer::Retransmit(txid),
+        );
         self.route(now, header, rest, None, via_link);
         txid
     }
@@ -829,7 +865,7 @@ impl Node {
                     }
                     header.destination_list.remove(0);
                 }
-                Dest::Opaque(_) => {
+                Dest::OpaqueId(_) | Dest::Compressed(_) | Dest::Unknown { .. } => {
                     // We never issue opaque ids, so this one cannot be expanded.
                     self.stats.dropped += 1;
                     return;
@@ -979,7 +1015,11 @@ impl Node {
             }
             if !header.options.is_empty() {
                 // FORWARD_CRITICAL options we do not know (RFC 6940 6.3.2.3).
-                if header.options.iter().any(|(_, f)| f & 0x01 != 0) {
+                if header
+                    .options
+                    .iter()
+                    .any(|o| o.flags & ForwardingOption::FORWARD_CRITICAL != 0)
+                {
                     if request {
                         header.via_list.pop();
                         self.reply_error_raw(
@@ -1028,16 +1068,21 @@ impl Node {
         };
         let request = msg::is_request(parsed.code);
         if request {
-            if let Some((_, code, body)) = self.answered.get(&header.transaction_id).cloned() {
+            if let Some((_, code, body, certs)) = self.answered.get(&header.transaction_id).cloned()
+            {
                 self.stats.duplicates += 1;
-                self.send_answer_raw(now, &header, from, code, body);
+                self.send_answer_raw(now, &header, from, code, body, &certs);
                 return;
             }
             if parsed.critical_unknown_extension {
                 self.reply_error(now, &header, from, error_code::UNKNOWN_EXTENSION, b"");
                 return;
             }
-            if !header.options.iter().all(|(_, f)| f & 0x02 == 0) {
+            if header
+                .options
+                .iter()
+                .any(|o| o.flags & ForwardingOption::DESTINATION_CRITICAL != 0)
+            {
                 self.reply_error(
                     now,
                     &header,
@@ -1059,7 +1104,12 @@ impl Node {
                 self.reply_error(now, &header, from, c, b"");
                 return;
             }
-            let body = match glue::decode_body(parsed.code, parsed.body) {
+            let body = match glue::decode_body(
+                parsed.code,
+                &parsed.body,
+                &self.cfg.kinds,
+                &parsed.security.certs,
+            ) {
                 Ok(b) => b,
                 Err(_) => {
                     self.reply_error(now, &header, from, error_code::INVALID_MESSAGE, b"");
@@ -1069,8 +1119,9 @@ impl Node {
             let answer = self.handle_request(now, &header, from, &signer, body);
             if let Some(answer) = answer {
                 let (code, bytes) = glue::encode_body(&answer);
-                self.remember_answer(now, header.transaction_id, code, bytes.clone());
-                self.send_answer_raw(now, &header, from, code, bytes);
+                let certs = value_certs(&answer);
+                self.remember_answer(now, header.transaction_id, code, bytes.clone(), &certs);
+                self.send_answer_raw(now, &header, from, code, bytes, &certs);
             }
         } else {
             let Some(p) = self.pending.remove(&header.transaction_id) else {
@@ -1085,7 +1136,12 @@ impl Node {
                 return;
             }
             let hops = u32::from(self.cfg.initial_ttl.saturating_sub(header.ttl));
-            let body = match glue::decode_body(parsed.code, parsed.body) {
+            let body = match glue::decode_body(
+                parsed.code,
+                &parsed.body,
+                &self.cfg.kinds,
+                &parsed.security.certs,
+            ) {
                 Ok(b) => b,
                 Err(_) => Body::Error {
                     code: 0,
@@ -1096,9 +1152,17 @@ impl Node {
         }
     }
 
-    fn remember_answer(&mut self, now: Time, txid: u64, code: u16, body: Vec<u8>) {
+    fn remember_answer(
+        &mut self,
+        now: Time,
+        txid: u64,
+        code: u16,
+        body: Vec<u8>,
+        certs: &[Vec<u8>],
+    ) {
         let exp = now.plus_ms(DUP_CACHE_MS);
-        self.answered.insert(txid, (exp, code, body));
+        self.answered
+            .insert(txid, (exp, code, body, certs.to_vec()));
         self.answered_order.push_back((exp, txid));
     }
 
@@ -1118,9 +1182,10 @@ impl Node {
         from: Option<NodeId>,
         code: u16,
         body: Vec<u8>,
+        certs: &[Vec<u8>],
     ) {
         let contents = glue::encode_contents(code, &body);
-        let rest = self.sign_contents(req.transaction_id, contents);
+        let rest = self.sign_contents(req.transaction_id, contents, certs);
         let header = Header {
             overlay: self.overlay,
             configuration_sequence: self.cfg.config_sequence,
@@ -1139,7 +1204,7 @@ impl Node {
         }
     }
 
-    fn sign_contents(&mut self, txid: u64, contents: Vec<u8>) -> Vec<u8> {
+    fn sign_contents(&mut self, txid: u64, contents: Vec<u8>, extra: &[Vec<u8>]) -> Vec<u8> {
         let (ih, ch) = self.crypto.identity();
         let identity = glue::encode_identity(ih, &ch);
         let mut input = Vec::with_capacity(12 + contents.len() + identity.len());
@@ -1148,8 +1213,14 @@ impl Node {
         input.extend_from_slice(&contents);
         input.extend_from_slice(&identity);
         let (h, s, value) = self.crypto.sign(&input);
+        let mut certs = self.crypto.certificates();
+        for c in extra {
+            if !certs.contains(c) {
+                certs.push(c.clone());
+            }
+        }
         let sec = Security {
-            certs: self.crypto.certificates(),
+            certs,
             signature: SignatureParts {
                 hash_alg: h,
                 sig_alg: s,
@@ -1180,8 +1251,8 @@ impl Node {
                 info.to_vec()
             },
         });
-        self.remember_answer(now, req.transaction_id, c, b.clone());
-        self.send_answer_raw(now, req, Some(from).flatten(), c, b);
+        self.remember_answer(now, req.transaction_id, c, b.clone(), &[]);
+        self.send_answer_raw(now, req, from, c, b, &[]);
     }
 
     fn reply_error_raw(&mut self, now: Time, req: &Header, from: NodeId, code: u16, _req: u16) {
@@ -1208,7 +1279,12 @@ impl Node {
                 if a.send_update {
                     if self.link_to(sender).is_some() {
                         let b = Body::UpdateReq(self.full_update(now));
-                        self.send_request(now, vec![Dest::Node(sender)], &b, Purpose::Update(sender));
+                        self.send_request(
+                            now,
+                            vec![Dest::Node(sender)],
+                            &b,
+                            Purpose::Update(sender),
+                        );
                     } else {
                         self.want_update_on_link.insert(sender);
                     }
@@ -1343,7 +1419,12 @@ impl Node {
                 let certs = std::mem::take(&mut v.certs);
                 v.certs = certs
                     .into_iter()
-                    .filter(|c| self.crypto.hash(v.signature.identity_hash_alg, c).as_deref() == Some(&v.signature.cert_hash[..]))
+                    .filter(|c| {
+                        self.crypto
+                            .hash(v.signature.identity_hash_alg, c)
+                            .as_deref()
+                            == Some(&v.signature.cert_hash[..])
+                    })
                     .collect();
             }
         }
@@ -1498,8 +1579,7 @@ impl Node {
                             .map(|mut k| {
                                 let kind = k.kind;
                                 k.values.retain(|v| {
-                                    !v.value.exists
-                                        && v.signature.sig_alg == 0
+                                    !v.value.exists && v.signature.sig_alg == 0
                                         || self.verify_value(&resource, kind, v).is_some()
                                 });
                                 k
@@ -1705,7 +1785,12 @@ impl Node {
         if self.pending.values().any(|p| p.purpose == Purpose::Join) {
             return;
         }
-        self.send_request(now, vec![Dest::Node(ap)], &Body::JoinReq(self.me), Purpose::Join);
+        self.send_request(
+            now,
+            vec![Dest::Node(ap)],
+            &Body::JoinReq(self.me),
+            Purpose::Join,
+        );
     }
 
     fn become_joined(&mut self, now: Time) {
@@ -1722,7 +1807,10 @@ impl Node {
         if !self.periodic_armed {
             self.periodic_armed = true;
             let jitter = self.rng.random_range(0..self.cfg.update_interval_ms.max(1));
-            self.arm(now.plus_ms(self.cfg.update_interval_ms / 2 + jitter / 2), Timer::Periodic);
+            self.arm(
+                now.plus_ms(self.cfg.update_interval_ms / 2 + jitter / 2),
+                Timer::Periodic,
+            );
         }
     }
 
@@ -1754,7 +1842,12 @@ impl Node {
         }
         let target = ResourceId::from_u128(self.table.finger_target(i));
         let body = Body::AttachReq(self.attach_body(true, false));
-        self.send_request(now, vec![Dest::Resource(target)], &body, Purpose::AttachFinger(i));
+        self.send_request(
+            now,
+            vec![Dest::Resource(target)],
+            &body,
+            Purpose::AttachFinger(i),
+        );
     }
 
     /// Admitting peer side of a Join (RFC 6940 10.5 steps 6-8).
@@ -1828,11 +1921,7 @@ impl Node {
             if let Some(o) = old_pred
                 && dist(pred.0, me) < dist(o.0, me)
             {
-                let lo = self
-                    .table
-                    .predecessors()
-                    .get(1)
-                    .map_or(o.0, |p| p.0);
+                let lo = self.table.predecessors().get(1).map_or(o.0, |p| p.0);
                 for res in self.storage.resources(|k| in_range(k, lo, pred.0)) {
                     self.replicate_resource(now, &res, pred, 1);
                 }
@@ -1931,9 +2020,7 @@ impl Node {
                         self.state,
                         JoinState::Bootstrapping | JoinState::WaitAp | JoinState::Joining
                     ) {
-                        for l in self.bootstrap_links.drain() {
-                            let _ = l;
-                        }
+                        self.bootstrap_links.clear();
                         self.bootstrap(now);
                     }
                 }
@@ -1944,7 +2031,11 @@ impl Node {
                             break;
                         }
                         self.answered_order.pop_front();
-                        if self.answered.get(&txid).is_some_and(|(e, _, _)| *e <= now) {
+                        if self
+                            .answered
+                            .get(&txid)
+                            .is_some_and(|(e, _, _, _)| *e <= now)
+                        {
                             self.answered.remove(&txid);
                         }
                     }
@@ -1976,7 +2067,10 @@ impl Node {
         let header = p.header.clone();
         let rest = p.rest.clone();
         let via = p.via_link.filter(|l| self.links.contains_key(l));
-        self.arm(now.plus_ms(self.cfg.reliability_timer_ms), Timer::Retransmit(txid));
+        self.arm(
+            now.plus_ms(self.cfg.reliability_timer_ms),
+            Timer::Retransmit(txid),
+        );
         self.route(now, header, rest, None, via);
     }
 

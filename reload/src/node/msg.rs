@@ -5,7 +5,6 @@ use crate::crypto::SignatureParts;
 use crate::storage::{FetchKind, KindId, Selector, StoreKind};
 use crate::wire::{NodeId, ResourceId};
 
-
 pub use crate::wire::Destination as Dest;
 pub use crate::wire::ForwardingHeader as Header;
 

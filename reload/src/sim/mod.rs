@@ -4,9 +4,7 @@
 //! [`SimConfig`] always gives the same [`SimReport`] (apart from `wall_seconds`, which the
 //! caller measures because this crate never reads a clock).
 
-use crate::node::{
-    Event, Input, LinkId, Node, NodeConfig, Outcome, Output, RequestId, Time,
-};
+use crate::node::{Event, Input, LinkId, Node, NodeConfig, Outcome, Output, RequestId, Time};
 use crate::storage::{DataValue, KIND_SIP_REGISTRATION, Selector, ValueKey};
 use crate::topology::dist;
 use crate::wire::{NodeId, ResourceId};
@@ -109,16 +107,39 @@ pub struct SimReport {
 
 #[derive(Debug)]
 enum Ev {
-    Deliver { to: usize, link: u64, bytes: Vec<u8> },
-    Timer { node: usize },
-    LinkUp { node: usize, link: u64, peer: NodeId },
-    LinkDown { node: usize, link: u64 },
-    ConnectFailed { node: usize, peer: Option<NodeId>, addr: SocketAddr },
-    Start { node: usize },
-    Register { node: usize },
+    Deliver {
+        to: usize,
+        link: u64,
+        bytes: Vec<u8>,
+    },
+    Timer {
+        node: usize,
+    },
+    LinkUp {
+        node: usize,
+        link: u64,
+        peer: NodeId,
+    },
+    LinkDown {
+        node: usize,
+        link: u64,
+    },
+    ConnectFailed {
+        node: usize,
+        peer: Option<NodeId>,
+        addr: SocketAddr,
+    },
+    Start {
+        node: usize,
+    },
+    Register {
+        node: usize,
+    },
     Lookup,
     Churn,
-    CloseAll { node: usize },
+    CloseAll {
+        node: usize,
+    },
     Progress,
 }
 
@@ -366,7 +387,10 @@ impl Sim {
     }
 
     fn latency(&mut self) -> u64 {
-        let (lo, hi) = (self.cfg.min_latency_ms, self.cfg.max_latency_ms.max(self.cfg.min_latency_ms));
+        let (lo, hi) = (
+            self.cfg.min_latency_ms,
+            self.cfg.max_latency_ms.max(self.cfg.min_latency_ms),
+        );
         self.rng.random_range(lo..=hi)
     }
 
@@ -392,25 +416,46 @@ impl Sim {
             }
             Output::Connect { peer, addr } => {
                 let target = index_of(addr).filter(|j| {
-                    self.slots.get(*j).is_some_and(|s| {
-                        s.alive && peer.is_none_or(|p| p == s.node.id())
-                    })
+                    self.slots
+                        .get(*j)
+                        .is_some_and(|s| s.alive && peer.is_none_or(|p| p == s.node.id()))
                 });
                 let Some(j) = target.filter(|j| *j != i) else {
                     let lat = self.latency();
-                    self.push(now.plus_ms(2 * lat), Ev::ConnectFailed { node: i, peer, addr });
+                    self.push(
+                        now.plus_ms(2 * lat),
+                        Ev::ConnectFailed {
+                            node: i,
+                            peer,
+                            addr,
+                        },
+                    );
                     return;
                 };
                 let key = (i.min(j), i.max(j));
                 if let Some(&l) = self.pairs.get(&key) {
                     let peer_id = self.slots.get(j).map(|s| s.node.id()).unwrap_or_default();
-                    self.push(now.plus_ms(1), Ev::LinkUp { node: i, link: l, peer: peer_id });
+                    self.push(
+                        now.plus_ms(1),
+                        Ev::LinkUp {
+                            node: i,
+                            link: l,
+                            peer: peer_id,
+                        },
+                    );
                     return;
                 }
                 let lat = self.latency();
                 let l = self.next_link;
                 self.next_link += 1;
-                self.links.insert(l, SimLink { a: i, b: j, latency: lat });
+                self.links.insert(
+                    l,
+                    SimLink {
+                        a: i,
+                        b: j,
+                        latency: lat,
+                    },
+                );
                 self.pairs.insert(key, l);
                 let (id_i, id_j) = (
                     self.slots.get(i).map(|s| s.node.id()).unwrap_or_default(),
@@ -423,8 +468,22 @@ impl Sim {
                     s.links.insert(l);
                 }
                 // A handshake: the answerer sees the link after 1 RTT, the initiator after 1.5.
-                self.push(now.plus_ms(2 * lat), Ev::LinkUp { node: j, link: l, peer: id_i });
-                self.push(now.plus_ms(3 * lat), Ev::LinkUp { node: i, link: l, peer: id_j });
+                self.push(
+                    now.plus_ms(2 * lat),
+                    Ev::LinkUp {
+                        node: j,
+                        link: l,
+                        peer: id_i,
+                    },
+                );
+                self.push(
+                    now.plus_ms(3 * lat),
+                    Ev::LinkUp {
+                        node: i,
+                        link: l,
+                        peer: id_j,
+                    },
+                );
             }
             Output::Disconnect { link } => self.close_link(link.0, 0),
             Output::Event(e) => self.on_event(i, e),
@@ -620,12 +679,8 @@ impl Sim {
     }
 
     fn abort_lookups_of(&mut self, i: usize) {
-        let keys: Vec<(usize, RequestId)> = self
-            .reqs
-            .keys()
-            .filter(|(n, _)| *n == i)
-            .copied()
-            .collect();
+        let keys: Vec<(usize, RequestId)> =
+            self.reqs.keys().filter(|(n, _)| *n == i).copied().collect();
         let mut ks = keys;
         ks.sort();
         for k in ks {
@@ -828,7 +883,9 @@ impl Sim {
         let n = ring.len();
         let mut errors = 0;
         for (pos, (_, i)) in ring.iter().enumerate() {
-            let Some(s) = self.slots.get(*i) else { continue };
+            let Some(s) = self.slots.get(*i) else {
+                continue;
+            };
             let t = s.node.table();
             let want = 3.min(n.saturating_sub(1));
             for k in 0..want {
@@ -845,6 +902,59 @@ impl Sim {
         errors
     }
 
+    /// A human-readable dump of every live peer's neighbours against the true ring.
+    #[must_use]
+    pub fn ring_dump(&self) -> String {
+        let ring = self.ring();
+        let n = ring.len();
+        let short = |x: &NodeId| format!("{:04x}", x.0 >> 112);
+        let mut out = String::new();
+        for (pos, (id, i)) in ring.iter().enumerate() {
+            let Some(s) = self.slots.get(*i) else {
+                continue;
+            };
+            let t = s.node.table();
+            let want_s: Vec<String> = (1..=3.min(n - 1))
+                .filter_map(|k| ring.get((pos + k) % n).map(|x| short(&x.0)))
+                .collect();
+            let want_p: Vec<String> = (1..=3.min(n - 1))
+                .filter_map(|k| ring.get((pos + n - k) % n).map(|x| short(&x.0)))
+                .collect();
+            let have_s: Vec<String> = t.successors().iter().map(short).collect();
+            let have_p: Vec<String> = t.predecessors().iter().map(short).collect();
+            let mark = if want_s == have_s && want_p == have_p {
+                " "
+            } else {
+                "*"
+            };
+            out.push_str(&format!(
+                "{mark}{} #{i} succ {:?} want {:?} pred {:?} want {:?} links {}\n",
+                short(id),
+                have_s,
+                want_s,
+                have_p,
+                want_p,
+                s.node.link_count()
+            ));
+        }
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.alive && !s.node.is_joined() {
+                out.push_str(&format!(
+                    "unjoined #{i} {}: {}\n",
+                    s.node.id(),
+                    s.node.debug_state()
+                ));
+            }
+        }
+        let unjoined = self
+            .slots
+            .iter()
+            .filter(|s| s.alive && !s.node.is_joined())
+            .count();
+        out.push_str(&format!("unjoined live: {unjoined}\n"));
+        out
+    }
+
     /// Stored registrations not held by the peer now responsible for them.
     #[must_use]
     pub fn registrations_lost(&self) -> u64 {
@@ -852,7 +962,9 @@ impl Sim {
         let now = self.now.0;
         let mut lost = 0;
         for r in self.regs.iter().filter(|r| r.stored) {
-            let Some(k) = r.resource.as_u128() else { continue };
+            let Some(k) = r.resource.as_u128() else {
+                continue;
+            };
             // Responsible: the first peer at or after k.
             let idx = ring.partition_point(|(id, _)| id.0 < k);
             let Some((_, i)) = ring.get(idx % ring.len().max(1)) else {
