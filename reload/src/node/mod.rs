@@ -263,7 +263,7 @@ struct Pending {
 enum Timer {
     Retransmit(u64),
     Periodic,
-    JoinRetry,
+    JoinRetry(u32),
     Housekeeping,
 }
 
@@ -297,6 +297,7 @@ pub struct Node {
     next_request: u64,
     last_storage_time: u64,
     periodic_armed: bool,
+    join_epoch: u32,
     stats: Stats,
 }
 
@@ -377,6 +378,7 @@ impl Node {
             next_request: 1,
             last_storage_time: 0,
             periodic_armed: false,
+            join_epoch: 0,
             stats: Stats::default(),
             cfg: config,
         }
@@ -456,9 +458,10 @@ impl Node {
         if let Some(addr) = self.cfg.bootstrap.get(i).copied() {
             self.out.push_back(Output::Connect { peer: None, addr });
         }
+        self.join_epoch = self.join_epoch.wrapping_add(1);
         self.arm(
-            now.plus_ms(self.cfg.reliability_timer_ms * 6),
-            Timer::JoinRetry,
+            now.plus_ms(self.cfg.reliability_timer_ms * 20),
+            Timer::JoinRetry(self.join_epoch),
         );
     }
 
@@ -1123,6 +1126,7 @@ impl Node {
                 self.remember_answer(now, header.transaction_id, code, bytes.clone(), &certs);
                 self.send_answer_raw(now, &header, from, code, bytes, &certs);
             }
+            self.flush_wanted_updates(now);
         } else {
             let Some(p) = self.pending.remove(&header.transaction_id) else {
                 return; // late duplicate answer
@@ -1149,6 +1153,21 @@ impl Node {
                 },
             };
             self.handle_answer(now, p, &signer, hops, body);
+        }
+    }
+
+    /// Sends the `full` Updates promised to Attach requesters that are now connected.
+    fn flush_wanted_updates(&mut self, now: Time) {
+        let ready: Vec<NodeId> = self
+            .want_update_on_link
+            .iter()
+            .filter(|n| self.link_to(**n).is_some())
+            .copied()
+            .collect();
+        for n in ready {
+            self.want_update_on_link.remove(&n);
+            let b = Body::UpdateReq(self.full_update(now));
+            self.send_request(now, vec![Dest::Node(n)], &b, Purpose::Update(n));
         }
     }
 
@@ -1277,17 +1296,8 @@ impl Node {
             },
             Body::AttachReq(a) => {
                 if a.send_update {
-                    if self.link_to(sender).is_some() {
-                        let b = Body::UpdateReq(self.full_update(now));
-                        self.send_request(
-                            now,
-                            vec![Dest::Node(sender)],
-                            &b,
-                            Purpose::Update(sender),
-                        );
-                    } else {
-                        self.want_update_on_link.insert(sender);
-                    }
+                    // Sent once the link is up, and never before this answer.
+                    self.want_update_on_link.insert(sender);
                 }
                 Body::AttachAns(self.attach_body(false, false))
             }
@@ -2015,8 +2025,9 @@ impl Node {
                         self.periodic_armed = false;
                     }
                 }
-                Timer::JoinRetry => {
-                    if matches!(
+                Timer::JoinRetry(epoch) => {
+                    if epoch == self.join_epoch
+                        && matches!(
                         self.state,
                         JoinState::Bootstrapping | JoinState::WaitAp | JoinState::Joining
                     ) {

@@ -12,7 +12,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 
 /// Simulation parameters.
@@ -284,23 +284,10 @@ impl Sim {
     }
 
     fn node_config(&self, i: usize, first: bool) -> NodeConfig {
-        let bootstrap = if first {
-            Vec::new()
-        } else {
-            // A random live, joined peer.
-            let live: Vec<usize> = (0..self.slots.len())
-                .filter(|j| {
-                    self.slots
-                        .get(*j)
-                        .is_some_and(|s| s.alive && s.node.is_joined())
-                })
-                .collect();
-            live.iter().map(|j| addr_of(*j)).take(1).collect()
-        };
         NodeConfig {
             overlay: "sim.invalid".into(),
             first_node: first,
-            bootstrap,
+            bootstrap: Vec::new(),
             local_addr: addr_of(i),
             update_interval_ms: self.cfg.update_interval_ms,
             user: Some(user_of(i)),
@@ -313,7 +300,6 @@ impl Sim {
         let mut cfg = self.node_config(i, first);
         if !first {
             // Pick the bootstrap at random among joined peers (cheaply: sample until found).
-            cfg.bootstrap.clear();
             for _ in 0..64 {
                 let j = self.rng.random_range(0..self.slots.len().max(1));
                 if self
@@ -377,6 +363,9 @@ impl Sim {
         let Some(s) = self.slots.get_mut(i) else {
             return;
         };
+        if !s.alive {
+            return;
+        }
         if let Some(t) = s.node.poll_timeout() {
             let t = t.max(now);
             if s.timer_at.is_none_or(|cur| t < cur) {
@@ -1057,5 +1046,3 @@ pub fn ring_distance(a: NodeId, b: NodeId) -> u128 {
     dist(a.0, b.0)
 }
 
-#[allow(dead_code)]
-fn _unused(_: BTreeMap<u8, u8>) {}
