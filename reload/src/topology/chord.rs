@@ -159,6 +159,23 @@ impl ChordTable {
     #[must_use]
     pub fn next_hop(&self, k: u128) -> Option<NodeId> {
         let me = self.me.0;
+        // Shortcut: our neighbour lists are contiguous ring segments, so when k falls inside
+        // one we know its responsible peer exactly and can go there in one hop.
+        let mut prev = me;
+        for s in &self.succs {
+            if in_range(k, prev, s.0) {
+                return Some(*s);
+            }
+            prev = s.0;
+        }
+        let mut prev = me;
+        for p in &self.preds {
+            // k in (p, prev] is owned by prev (a predecessor, unless prev is us).
+            if prev != me && in_range(k, p.0, prev) {
+                return Some(NodeId(prev));
+            }
+            prev = p.0;
+        }
         let dk = dist(me, k);
         let mut best_before: Option<(u128, NodeId)> = None;
         let mut best_after: Option<(u128, NodeId)> = None;
