@@ -40,7 +40,12 @@ fn ring_of_300_no_churn() {
         ..cfg(n, 11)
     });
     sim.build();
-    assert_eq!(sim.ring_errors(), 0, "ring did not converge:\n{}", sim.ring_dump());
+    assert_eq!(
+        sim.ring_errors(),
+        0,
+        "ring did not converge:\n{}",
+        sim.ring_dump()
+    );
     sim.register_all();
     sim.workload();
     let r = sim.report();
@@ -69,6 +74,10 @@ fn ring_of_300_with_churn() {
     eprintln!("{r:?}");
     assert!(r.churn_crashes > 0 && r.churn_leaves > 0 && r.churn_joins > 0);
     assert_eq!(r.registrations_lost, 0);
-    assert!(r.lookup_success_rate >= 0.999, "success {}", r.lookup_success_rate);
+    assert!(
+        r.lookup_success_rate >= 0.999,
+        "success {}",
+        r.lookup_success_rate
+    );
     assert_eq!(r.ring_errors, 0, "{}", sim.ring_dump());
 }

@@ -259,6 +259,9 @@ struct Pending {
     via_link: Option<LinkId>,
 }
 
+/// An answer kept for duplicate requests: expiry, code, body, certificates it needs.
+type CachedAnswer = (Time, u16, Vec<u8>, Vec<Vec<u8>>);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Retransmit(u64),
@@ -286,7 +289,7 @@ pub struct Node {
     pending: HashMap<u64, Pending>,
     timers: BinaryHeap<Reverse<(Time, u64, Timer)>>,
     timer_seq: u64,
-    answered: HashMap<u64, (Time, u16, Vec<u8>, Vec<Vec<u8>>)>,
+    answered: HashMap<u64, CachedAnswer>,
     answered_order: VecDeque<(Time, u64)>,
     attaching: BTreeSet<NodeId>,
     want_update_on_link: BTreeSet<NodeId>,
@@ -972,7 +975,7 @@ impl Node {
             .any(|(i, d)| header.destination_list.iter().skip(i + 1).any(|e| e == d));
         if dup {
             if request {
-                self.reply_error_raw(now, &header, from, error_code::INVALID_MESSAGE, code);
+                self.reply_error(now, &header, Some(from), error_code::INVALID_MESSAGE, b"");
             } else {
                 self.stats.dropped += 1;
             }
@@ -980,7 +983,7 @@ impl Node {
         }
         if header.ttl > self.cfg.initial_ttl {
             if request {
-                self.reply_error_raw(now, &header, from, error_code::TTL_EXCEEDED, code);
+                self.reply_error(now, &header, Some(from), error_code::TTL_EXCEEDED, b"");
             }
             return;
         }
@@ -1004,7 +1007,7 @@ impl Node {
         if !local {
             if header.ttl == 0 {
                 if request {
-                    self.reply_error_raw(now, &header, from, error_code::TTL_EXCEEDED, code);
+                    self.reply_error(now, &header, Some(from), error_code::TTL_EXCEEDED, b"");
                 }
                 return;
             }
@@ -1025,12 +1028,12 @@ impl Node {
                 {
                     if request {
                         header.via_list.pop();
-                        self.reply_error_raw(
+                        self.reply_error(
                             now,
                             &header,
-                            from,
+                            Some(from),
                             error_code::UNSUPPORTED_FORWARDING_OPTION,
-                            code,
+                            b"",
                         );
                     }
                     return;
@@ -1272,10 +1275,6 @@ impl Node {
         });
         self.remember_answer(now, req.transaction_id, c, b.clone(), &[]);
         self.send_answer_raw(now, req, from, c, b, &[]);
-    }
-
-    fn reply_error_raw(&mut self, now: Time, req: &Header, from: NodeId, code: u16, _req: u16) {
-        self.reply_error(now, req, Some(from), code, b"");
     }
 
     // ----------------------------------------------------------------- requests
@@ -2028,9 +2027,10 @@ impl Node {
                 Timer::JoinRetry(epoch) => {
                     if epoch == self.join_epoch
                         && matches!(
-                        self.state,
-                        JoinState::Bootstrapping | JoinState::WaitAp | JoinState::Joining
-                    ) {
+                            self.state,
+                            JoinState::Bootstrapping | JoinState::WaitAp | JoinState::Joining
+                        )
+                    {
                         self.bootstrap_links.clear();
                         self.bootstrap(now);
                     }
@@ -2094,10 +2094,10 @@ impl Node {
                     result: Err(RequestError::Timeout),
                 }));
             }
-            Purpose::BootstrapAttach | Purpose::Join => {
-                if self.state != JoinState::Joined && self.state != JoinState::Left {
-                    self.bootstrap(now);
-                }
+            Purpose::BootstrapAttach | Purpose::Join
+                if self.state != JoinState::Joined && self.state != JoinState::Left =>
+            {
+                self.bootstrap(now);
             }
             Purpose::AttachNeighbor(n) => {
                 self.attaching.remove(&n);
@@ -2106,12 +2106,8 @@ impl Node {
                     self.maybe_send_join(now);
                 }
             }
-            Purpose::Update(n) => {
-                // A neighbour that does not answer is dead (RFC 6940 10.7.1).
-                if self.table.is_neighbor(n) {
-                    self.peer_failed(now, n);
-                }
-            }
+            // A neighbour that does not answer is dead (RFC 6940 10.7.1).
+            Purpose::Update(n) if self.table.is_neighbor(n) => self.peer_failed(now, n),
             _ => {}
         }
     }

@@ -1045,4 +1045,3 @@ pub fn run(cfg: SimConfig) -> SimReport {
 pub fn ring_distance(a: NodeId, b: NodeId) -> u128 {
     dist(a.0, b.0)
 }
-
