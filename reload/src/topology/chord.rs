@@ -302,7 +302,8 @@ mod tests {
         let mut t = ChordTable::new(NodeId(0), 3, 3);
         t.merge_neighbors([10, 20, 30].map(NodeId));
         t.set_finger(0, NodeId(1 << 127));
-        assert_eq!(t.next_hop(15), Some(NodeId(10)));
+        assert_eq!(t.next_hop(15), Some(NodeId(20)));
+        assert_eq!(t.next_hop(25), Some(NodeId(30)));
         assert_eq!(t.next_hop(5), Some(NodeId(10)));
         assert_eq!(t.next_hop(10), Some(NodeId(10)));
         assert_eq!(t.next_hop((1 << 127) + 5), Some(NodeId(1 << 127)));
