@@ -1762,6 +1762,27 @@ impl Node {
                         self.attach_to(now, n, Some(sender));
                     }
                 }
+                // Stabilisation: if we know peers that belong in the sender's neighbour table
+                // but are missing from what it sent, tell it (it then Attaches to them).
+                if !preds.is_empty() || !succs.is_empty() {
+                    let mut theirs =
+                        ChordTable::new(sender, self.cfg.successors, self.cfg.predecessors);
+                    theirs.merge_neighbors(preds.iter().chain(succs.iter()).copied());
+                    let better = self
+                        .neighbor_set()
+                        .into_iter()
+                        .chain([self.me])
+                        .any(|c| c != sender && theirs.would_be_neighbor(c));
+                    if better {
+                        let body = Body::UpdateReq(self.neighbors_update(now));
+                        self.send_request(
+                            now,
+                            vec![Dest::Node(sender)],
+                            &body,
+                            Purpose::Update(sender),
+                        );
+                    }
+                }
             }
             _ => {}
         }

@@ -973,6 +973,52 @@ impl Sim {
         lost
     }
 
+    /// Where each lost registration's copies are (for debugging).
+    #[must_use]
+    pub fn lost_details(&self) -> String {
+        let ring = self.ring();
+        let now = self.now.0;
+        let mut out = String::new();
+        for r in self.regs.iter().filter(|r| r.stored) {
+            let Some(k) = r.resource.as_u128() else {
+                continue;
+            };
+            let idx = ring.partition_point(|(id, _)| id.0 < k);
+            let Some((rid, ri)) = ring.get(idx % ring.len().max(1)) else {
+                continue;
+            };
+            let key = ValueKey::Key(r.owner.to_array().to_vec());
+            let held_by = |i: usize| {
+                self.slots.get(i).is_some_and(|s| {
+                    s.node
+                        .storage()
+                        .has_value(now, &r.resource, KIND_SIP_REGISTRATION, &key)
+                })
+            };
+            if held_by(*ri) {
+                continue;
+            }
+            out.push_str(&format!("lost {} responsible {} #{ri}\n", r.resource, rid));
+            for (i, s) in self.slots.iter().enumerate() {
+                if held_by(i) {
+                    out.push_str(&format!(
+                        "  held by #{i} {} alive={} joined={}\n",
+                        s.node.id(),
+                        s.alive,
+                        s.node.is_joined()
+                    ));
+                }
+            }
+            for d in 0..4usize {
+                let j = (idx + ring.len() * 2 + d).wrapping_sub(2) % ring.len().max(1);
+                if let Some((id, i)) = ring.get(j) {
+                    out.push_str(&format!("  ring[{j}] {id} #{i}\n"));
+                }
+            }
+        }
+        out
+    }
+
     /// Read access to a peer.
     #[must_use]
     pub fn node(&self, i: usize) -> Option<&Node> {
