@@ -12,6 +12,7 @@ fn main() {
         churn_per_min: get(2, 0.0),
         duration_secs: get(3, 600.0) as u64,
         seed: get(4, 1.0) as u64,
+        loss: get(5, 0.0),
         progress: true,
         ..SimConfig::default()
     };

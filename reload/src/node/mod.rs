@@ -245,7 +245,8 @@ enum Purpose {
     Update(NodeId),
     Leave,
     Replicate,
-    Ping,
+    Refill,
+    Liveness(NodeId),
 }
 
 #[derive(Debug)]
@@ -525,6 +526,7 @@ impl Node {
 
     /// Stores `values` (position, value, lifetime in seconds) of `kind` at `resource`.
     /// Each value is signed by us with a fresh storage_time. Completion: [`Event::Completed`].
+    #[must_use = "the RequestId identifies the completion event"]
     pub fn store(
         &mut self,
         now: Time,
@@ -567,6 +569,7 @@ impl Node {
     }
 
     /// Fetches `specifiers` (kind, selector) at `resource`.
+    #[must_use = "the RequestId identifies the completion event"]
     pub fn fetch(
         &mut self,
         now: Time,
@@ -588,6 +591,7 @@ impl Node {
     }
 
     /// Stat (metadata only) of `specifiers` at `resource`.
+    #[must_use = "the RequestId identifies the completion event"]
     pub fn stat(
         &mut self,
         now: Time,
@@ -609,6 +613,7 @@ impl Node {
     }
 
     /// Find: the closest stored Resource-ID per Kind at the peer responsible for `resource`.
+    #[must_use = "the RequestId identifies the completion event"]
     pub fn find(&mut self, now: Time, resource: ResourceId, kinds: Vec<KindId>) -> RequestId {
         let req = self.new_request();
         let body = Body::FindReq {
@@ -625,6 +630,7 @@ impl Node {
     }
 
     /// Pings whatever node is responsible for `dest`.
+    #[must_use = "the RequestId identifies the completion event"]
     pub fn ping(&mut self, now: Time, dest: Vec<Dest>) -> RequestId {
         let req = self.new_request();
         self.send_request(now, dest, &Body::PingReq, Purpose::App(req));
@@ -1659,7 +1665,11 @@ impl Node {
                     self.bootstrap(now);
                 }
             }
-            Purpose::Update(_) | Purpose::Leave | Purpose::Replicate | Purpose::Ping => {
+            Purpose::Update(_)
+            | Purpose::Leave
+            | Purpose::Replicate
+            | Purpose::Refill
+            | Purpose::Liveness(_) => {
                 if let Body::Error { code, .. } = body
                     && p.purpose == Purpose::Replicate
                     && (code == error_code::GENERATION_COUNTER_TOO_LOW
@@ -1973,7 +1983,7 @@ impl Node {
                 if let Some(l) = self.link_to(n) {
                     let _ = l;
                     let body = Body::AttachReq(self.attach_body(true, true));
-                    self.send_request(now, vec![Dest::Node(n)], &body, Purpose::Ping);
+                    self.send_request(now, vec![Dest::Node(n)], &body, Purpose::Refill);
                 }
             }
         }
@@ -2030,6 +2040,22 @@ impl Node {
                         for n in self.neighbor_set() {
                             let body = Body::UpdateReq(self.neighbors_update(now));
                             self.send_request(now, vec![Dest::Node(n)], &body, Purpose::Update(n));
+                        }
+                        // Ping the fingers that are not neighbours (the Updates above check
+                        // the neighbours): a finger that stays silent is dropped and replaced.
+                        let fingers: Vec<NodeId> = self
+                            .table
+                            .finger_list()
+                            .into_iter()
+                            .filter(|f| !self.table.is_neighbor(*f))
+                            .collect();
+                        for f in fingers {
+                            self.send_request(
+                                now,
+                                vec![Dest::Node(f)],
+                                &Body::PingReq,
+                                Purpose::Liveness(f),
+                            );
                         }
                         // Refill empty finger slots.
                         for i in 0..crate::topology::chord::MAX_FINGERS {
@@ -2129,6 +2155,7 @@ impl Node {
             }
             // A neighbour that does not answer is dead (RFC 6940 10.7.1).
             Purpose::Update(n) if self.table.is_neighbor(n) => self.peer_failed(now, n),
+            Purpose::Liveness(n) if self.table.contains(n) => self.peer_failed(now, n),
             _ => {}
         }
     }

@@ -469,3 +469,161 @@ fn request_times_out_after_five_sends() {
     net.run(2_000);
     assert_eq!(net.completion(0, req), Some(Err(RequestError::Timeout)));
 }
+
+fn store_one(net: &mut Net, i: usize, exists: bool) -> Result<Outcome, RequestError> {
+    let (r, mut values) = sip_value(net, i);
+    values[0].1.exists = exists;
+    if !exists {
+        values[0].1.value.clear();
+    }
+    let now = net.now;
+    let req = net.nodes[i].store(now, r, 1, values);
+    net.pump(i);
+    net.run(10_000);
+    net.completion(i, req).expect("completed")
+}
+
+#[test]
+fn stat_find_and_delete() {
+    let mut net = three();
+    assert!(matches!(
+        store_one(&mut net, 1, true),
+        Ok(Outcome::Stored(_))
+    ));
+    let (r, _) = sip_value(&net, 1);
+    let now = net.now;
+    let req = net.nodes[0].stat(now, r.clone(), vec![(1, Selector::Dictionary(vec![]))]);
+    net.pump(0);
+    net.run(10_000);
+    match net.completion(0, req) {
+        Some(Ok(Outcome::Stat(k))) => {
+            assert_eq!(k[0].values.len(), 1);
+            assert_eq!(k[0].values[0].value_length, 5);
+            assert!(k[0].values[0].exists);
+            assert!(!k[0].values[0].hash.is_empty());
+        }
+        other => panic!("stat: {other:?}"),
+    }
+    let now = net.now;
+    let req = net.nodes[2].find(now, r.clone(), vec![1, 3]);
+    net.pump(2);
+    net.run(10_000);
+    match net.completion(2, req) {
+        Some(Ok(Outcome::Found(f))) => {
+            assert_eq!(f, vec![(1, r.clone()), (3, ResourceId::from_u128(0))]);
+        }
+        other => panic!("find: {other:?}"),
+    }
+    // Delete: exists = false replaces the value (RFC 6940 7.4.1.3).
+    assert!(matches!(
+        store_one(&mut net, 1, false),
+        Ok(Outcome::Stored(_))
+    ));
+    let now = net.now;
+    let req = net.nodes[0].fetch(now, r, vec![(1, Selector::Dictionary(vec![]))]);
+    net.pump(0);
+    net.run(10_000);
+    match net.completion(0, req) {
+        Some(Ok(Outcome::Fetched(k))) => {
+            assert_eq!(k[0].values.len(), 1);
+            assert!(!k[0].values[0].value.exists);
+            assert_eq!(k[0].generation, 2);
+        }
+        other => panic!("fetch: {other:?}"),
+    }
+}
+
+#[test]
+fn wrong_generation_gets_error_generation_counter_too_low() {
+    let mut net = three();
+    assert!(matches!(
+        store_one(&mut net, 1, true),
+        Ok(Outcome::Stored(_))
+    ));
+    let (r, values) = sip_value(&net, 1);
+    let now = net.now.plus_ms(5);
+    let n = &mut net.nodes[1];
+    let mut vals = Vec::new();
+    for (key, value, lifetime) in values {
+        let mut v = StoredValue {
+            key,
+            storage_time: now.0,
+            lifetime,
+            value,
+            signature: SignatureParts::default(),
+            certs: Vec::new(),
+        };
+        n.sign_value(&r, 1, &mut v);
+        vals.push(v);
+    }
+    let body = Body::StoreReq {
+        resource: r.clone(),
+        replica_number: 0,
+        kinds: vec![StoreKind {
+            kind: 1,
+            generation: 7,
+            values: vals,
+        }],
+    };
+    let req = RequestId(999);
+    n.send_request(now, vec![Dest::Resource(r)], &body, Purpose::App(req));
+    net.pump(1);
+    net.run(10_000);
+    match net.completion(1, req) {
+        Some(Err(RequestError::Error { code, info })) => {
+            assert_eq!(code, error_code::GENERATION_COUNTER_TOO_LOW);
+            let ans = glue::decode_body(8, &info, &KindRegistry::default(), &[]).unwrap();
+            assert_eq!(ans, Body::StoreAns(vec![(1, 1, vec![])]));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn graceful_leave_hands_data_over() {
+    let mut net = Net::new();
+    for k in 1..=4u128 {
+        net.add(k * (Q / 2) + 12345, k == 1);
+    }
+    net.run(60_000);
+    assert!(matches!(
+        store_one(&mut net, 2, true),
+        Ok(Outcome::Stored(_))
+    ));
+    let (r, _) = sip_value(&net, 2);
+    let k = r.as_u128().unwrap();
+    let owner = (0..4)
+        .find(|i| net.nodes[*i].is_joined() && net.nodes[*i].table().is_responsible(k))
+        .unwrap();
+    let now = net.now;
+    net.nodes[owner].leave(now);
+    net.pump(owner);
+    net.run(5_000);
+    // Drop the leaver's links.
+    let gone: Vec<u64> = net
+        .links
+        .iter()
+        .filter(|(_, (a, b))| *a == owner || *b == owner)
+        .map(|(l, _)| *l)
+        .collect();
+    for l in gone {
+        let (a, b) = net.links.remove(&l).unwrap();
+        let other = if a == owner { b } else { a };
+        net.queue
+            .push_back((other, Input::LinkDown { link: LinkId(l) }));
+    }
+    net.run(30_000);
+    let new_owner = (0..4)
+        .filter(|i| *i != owner)
+        .find(|i| net.nodes[*i].table().is_responsible(k))
+        .unwrap();
+    let key = ValueKey::Key(net.nodes[2].id().to_array().to_vec());
+    assert!(
+        net.nodes[new_owner]
+            .storage()
+            .has_value(net.now.0, &r, 1, &key)
+    );
+    for i in (0..4).filter(|i| *i != owner) {
+        assert!(!net.nodes[i].table().contains(net.nodes[owner].id()));
+    }
+}
