@@ -12,4 +12,7 @@ pub mod storage;
 pub mod topology;
 pub mod wire;
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+
 pub use node::Instant;

@@ -161,6 +161,16 @@ fn error_response() {
         vec![KindId(1), KindId(0x0102_0304)]
     );
     assert_eq!(ErrorCode::TTL_HOPS_EXCEEDED.0, 26);
+    let current = StoreAns {
+        kind_responses: vec![StoreKindResponse {
+            kind: KindId(1),
+            generation_counter: 9,
+            replicas: vec![],
+        }],
+    };
+    let e = ErrorResponse::generation_counter_too_low(&current).unwrap();
+    check(&e, "0005 0010 000e 00000001 0000000000000009 0000");
+    assert_eq!(e.parse_store_ans().unwrap(), current);
     check(
         &ErrorResponse {
             error_code: ErrorCode(0x8001),
@@ -278,6 +288,14 @@ fn worked_ping_example() {
     let (decoded, contents) = Message::decode_with_contents(&bytes).unwrap();
     assert_eq!(decoded, msg);
     assert_eq!(contents, &h("0017 00000002 0000 00000000")[..]);
+    let (typed, body) = Message::decode_typed(&bytes, &BuiltinKinds).unwrap();
+    assert_eq!(typed, msg);
+    assert_eq!(body, Body::PingReq(PingReq::default()));
+    // a PingReq body claiming 3 bytes of padding but holding none: error at the body's offset
+    let mut bad = bytes.clone();
+    bad[56 + 6 + 1] = 3;
+    let e = Message::decode_typed(&bad, &BuiltinKinds).unwrap_err();
+    assert_eq!(e.offset, 56 + 6 + 2);
     let raw = RawMessage::decode(&bytes).unwrap();
     assert_eq!(raw.header, msg.header);
     assert_eq!(raw.payload.len(), 12 + 299);
@@ -980,4 +998,168 @@ fn framed_messages() {
         "81 00000010 80000001",
     );
     assert!(FramedMessage::from_bytes(&h("82 00000000")).is_err());
+}
+
+/// Writes the fuzz seed corpus (`reload/fuzz/corpus/<target>/seed-*`) from golden vectors.
+/// Run with `cargo test -p reload --test golden -- --ignored write_fuzz_seed_corpus`.
+#[test]
+#[ignore]
+fn write_fuzz_seed_corpus() {
+    let (_, ping) = ping_example();
+    let framed = {
+        let mut f = h("80 00000000");
+        f.extend_from_slice(&(ping.len() as u32).to_be_bytes()[1..]);
+        f.extend_from_slice(&ping);
+        f
+    };
+    let sig = SIG_NONE;
+    let seeds: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        ("message", vec![ping.clone()]),
+        ("raw_message", vec![ping.clone()]),
+        (
+            "framed_message",
+            vec![
+                framed,
+                h("81 00000010 80000001"),
+                h("80 00000001 000002 d245"),
+            ],
+        ),
+        (
+            "body",
+            vec![
+                h("0017 0003 000000"),
+                h(&format!(
+                    "0007 02 fc23 00 00000041 00000002 0000000000000005 0000001d 00000019 0000000000000001 00000002 01 00000001 77 {sig} f0000001 0000000000000000 00000004 deadbeef"
+                )),
+                h("0009 00 0015 00000001 0000000000000000 0007 0005 0001 aa 0000"),
+                h(&format!(
+                    "0013 00000001 02 0010 {} 0020 {} {}",
+                    hx(1),
+                    hx(2),
+                    hx(3)
+                )),
+                h(&format!(
+                    "0003 02 7566 02 7077 07 70617373697665 0013 {HOST_CAND} 01"
+                )),
+                h("ffff 0002 0002 6e6f"),
+                h("0022 01 00000007 000004 3c782f3e"),
+            ],
+        ),
+        (
+            "stored_data_single",
+            vec![h(&format!(
+                "0000001a 0102030405060708 00000e10 01 00000002 aabb {sig}"
+            ))],
+        ),
+        (
+            "stored_data_array",
+            vec![h(&format!(
+                "0000001c 0000000000000001 00000002 ffffffff 00 00000000 {sig}"
+            ))],
+        ),
+        (
+            "stored_data_dictionary",
+            vec![h(&format!(
+                "0000001d 0000000000000001 00000002 0002 1020 01 00000001 01 {sig}"
+            ))],
+        ),
+        (
+            "sip_registration",
+            vec![
+                h("01 0011 000f 626f62406578616d706c652e636f6d"),
+                h(&format!(
+                    "02 0027 0011 287369702e736368656d65733d53495029 0012 01 10 {NODE_A}"
+                )),
+            ],
+        ),
+        ("turn_server", vec![h("03 01 06 cb007105 0d96")]),
+        (
+            "gruu",
+            vec![b"ARAAESIzRFVmd4iZqrvM3e7/".to_vec(), b"gAE~".to_vec()],
+        ),
+    ];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    for (target, files) in seeds {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, f) in files.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i}")), f).unwrap();
+        }
+    }
+}
+
+#[test]
+fn describe_is_readable() {
+    let body = Body::PingReq(PingReq {
+        padding: Opaque(vec![]),
+    });
+    let (mut msg, _) = ping_example();
+    msg.contents = MessageContents::from_body(&body).unwrap();
+    let text = msg.describe(&BuiltinKinds);
+    assert!(text.contains("PING_REQ(23)"), "{text}");
+    assert!(
+        text.contains("NodeId(00112233445566778899aabbccddeeff)"),
+        "{text}"
+    );
+    assert!(text.contains("PingReq"), "{text}");
+    let store = Body::StoreReq(StoreReq {
+        resource: ResourceId::hash(b"alice@example.com"),
+        replica_number: 0,
+        kind_data: vec![StoreKindData {
+            kind: KindId::SIP_REGISTRATION,
+            generation_counter: 0,
+            values: KindValues::Decoded(vec![]),
+        }],
+    });
+    msg.contents = MessageContents::from_body(&store).unwrap();
+    let text = msg.describe(&BuiltinKinds);
+    assert!(text.contains("SIP_REGISTRATION(1)"), "{text}");
+    println!("{text}");
+}
+
+#[test]
+fn stat_single_and_dictionary_metadata() {
+    let meta = MetaData {
+        exists: false,
+        value_length: 0,
+        hash_algorithm: HashAlgorithm::NONE,
+        hash_value: Opaque(vec![]),
+    };
+    // StoredMetaData: length (4) | storage_time (8) | lifetime (4) | model part
+    check_body(
+        Body::StatAns(StatAns {
+            kind_responses: vec![
+                StatKindResponse {
+                    kind: KindId::TURN_SERVICE,
+                    generation: 1,
+                    values: KindMetaValues::Decoded(vec![StoredMetaData {
+                        storage_time: 2,
+                        lifetime: 3,
+                        metadata: MetaDataValue::Single(meta.clone()),
+                    }]),
+                },
+                StatKindResponse {
+                    kind: KindId::SIP_REGISTRATION,
+                    generation: 1,
+                    values: KindMetaValues::Decoded(vec![StoredMetaData {
+                        storage_time: 2,
+                        lifetime: 3,
+                        metadata: MetaDataValue::Dictionary {
+                            key: Opaque(vec![0xab]),
+                            value: meta,
+                        },
+                    }]),
+                },
+                StatKindResponse {
+                    kind: KindId(0x7777),
+                    generation: 0,
+                    values: KindMetaValues::Opaque(Opaque(vec![0x01])),
+                },
+            ],
+        }), // kind_responses: 39 + 42 + 17 bytes
+        "00000062
+         00000002 0000000000000001 00000017 | 00000013 0000000000000002 00000003 00 00000000 00 00
+         00000001 0000000000000001 0000001a | 00000016 0000000000000002 00000003 0001 ab 00 00000000 00 00
+         00007777 0000000000000000 00000001 01",
+    );
 }

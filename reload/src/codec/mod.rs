@@ -80,7 +80,7 @@ impl<'a> Reader<'a> {
 
     /// The unread bytes, without consuming them.
     pub fn rest(&self) -> &'a [u8] {
-        &self.buf[self.pos..]
+        &self.buf[self.pos..] // ok: pos <= buf.len() is an invariant
     }
 
     /// An error of `kind` about `what` at the current offset.
@@ -97,7 +97,7 @@ impl<'a> Reader<'a> {
         if n > self.remaining() {
             return Err(self.error(DecodeErrorKind::Truncated, what));
         }
-        let s = &self.buf[self.pos..self.pos + n];
+        let s = &self.buf[self.pos..self.pos + n]; // ok: n <= remaining checked above
         self.pos += n;
         Ok(s)
     }
@@ -328,7 +328,7 @@ pub fn write_prefixed(
         });
     }
     let be = (len as u32).to_be_bytes();
-    out[at..at + width.bytes()].copy_from_slice(&be[4 - width.bytes()..]);
+    out[at..at + width.bytes()].copy_from_slice(&be[4 - width.bytes()..]); // ok: our own buffer, `at` bytes reserved above
     Ok(())
 }
 
@@ -535,8 +535,8 @@ macro_rules! code_point {
 
 /// Opaque bytes from the wire (`opaque x<..>` contents, unknown values, signatures).
 ///
-/// `Debug` and `Display` print hex (long values are abbreviated in `Debug`), and serde
-/// serializes it as a hex string, so decoded messages stay readable.
+/// `Debug` prints printable ASCII as a quoted string and anything else as `h'..'` hex (long
+/// values abbreviated); `Display` and serde give the full hex string.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Opaque(pub Vec<u8>);
 
@@ -601,6 +601,11 @@ impl<const N: usize> From<&[u8; N]> for Opaque {
 impl fmt::Debug for Opaque {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOW: usize = 48;
+        let printable = |b: &u8| b.is_ascii_graphic() || *b == b' ';
+        if !self.0.is_empty() && self.0.len() <= 256 && self.0.iter().all(printable) {
+            // ok: every byte is printable ASCII, so this is valid UTF-8
+            return write!(f, "{:?}", String::from_utf8_lossy(&self.0));
+        }
         if self.0.len() <= SHOW {
             write!(f, "h'{}'", hex::encode(&self.0))
         } else {
@@ -624,9 +629,4 @@ impl serde::Serialize for Opaque {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(&self.0))
     }
-}
-
-/// An [`EncodeError`] for a vector shorter than the minimum its declaration allows.
-pub fn too_short(what: &'static str, len: usize, max: usize) -> EncodeError {
-    EncodeError { what, len, max }
 }

@@ -8,7 +8,7 @@
 
 use crate::code_point;
 use crate::codec::{Codec, DecodeError, EncodeError, LenWidth, Opaque, Reader, write_list};
-use crate::wire::KindId;
+use crate::wire::{KindId, StoreAns};
 use serde::Serialize;
 
 code_point! {
@@ -102,6 +102,19 @@ impl ErrorResponse {
             error_code: ErrorCode::UNKNOWN_KIND,
             error_info: Opaque(info),
         })
+    }
+
+    /// An Error_Generation_Counter_Too_Low response carrying the current counters.
+    pub fn generation_counter_too_low(current: &StoreAns) -> Result<Self, EncodeError> {
+        Ok(ErrorResponse {
+            error_code: ErrorCode::GENERATION_COUNTER_TOO_LOW,
+            error_info: Opaque(current.to_bytes()?),
+        })
+    }
+
+    /// The StoreAns of an Error_Generation_Counter_Too_Low `error_info`.
+    pub fn parse_store_ans(&self) -> Result<StoreAns, DecodeError> {
+        StoreAns::from_bytes(&self.error_info)
     }
 
     /// The Kind-IDs of an Error_Unknown_Kind `error_info`.

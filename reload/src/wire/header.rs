@@ -40,7 +40,7 @@ pub const FRAGMENT_OFFSET_MASK: u32 = 0x00ff_ffff;
 pub const UNFRAGMENTED: u32 = FRAGMENT_FIXED_BIT | FRAGMENT_LAST;
 
 /// The forwarding header, without its `relo_token` (constant) and `length` (derived).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct ForwardingHeader {
     /// Low 32 bits of SHA-1 of the overlay instance name ([`crate::wire::overlay_hash`]).
     pub overlay: u32,
@@ -63,6 +63,26 @@ pub struct ForwardingHeader {
     pub destination_list: Vec<Destination>,
     /// Forwarding options.
     pub options: Vec<ForwardingOption>,
+}
+
+impl std::fmt::Debug for ForwardingHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForwardingHeader")
+            .field("overlay", &format_args!("0x{:08x}", self.overlay))
+            .field("configuration_sequence", &self.configuration_sequence)
+            .field("version", &format_args!("0x{:02x}", self.version))
+            .field("ttl", &self.ttl)
+            .field("fragment", &format_args!("0x{:08x}", self.fragment))
+            .field(
+                "transaction_id",
+                &format_args!("0x{:016x}", self.transaction_id),
+            )
+            .field("max_response_length", &self.max_response_length)
+            .field("via_list", &self.via_list)
+            .field("destination_list", &self.destination_list)
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 impl Default for ForwardingHeader {

@@ -118,6 +118,20 @@ impl Message {
         ))
     }
 
+    /// Decodes a whole message and its typed body; body errors carry offsets from the start
+    /// of `buf` (as every other decode error does).
+    pub fn decode_typed(buf: &[u8], kinds: &dyn KindModels) -> Result<(Self, Body), DecodeError> {
+        let mut r = Reader::new(buf);
+        let (_, _) = ForwardingHeader::read_with_length(&mut r)?;
+        // message_code (2) and the message_body length (4) precede the body
+        let body_offset = r.offset() + 6;
+        let m = Self::decode(buf)?;
+        let mut br = Reader::with_base(&m.contents.body, body_offset);
+        let body = Body::read_with(m.contents.code, &mut br, kinds)?;
+        br.finish("message_body")?;
+        Ok((m, body))
+    }
+
     /// The bytes the originator's signature covers, from this message's fields (contents
     /// re-encoded, which is byte-identical to the received form).
     pub fn signature_input(&self) -> Result<Vec<u8>, EncodeError> {

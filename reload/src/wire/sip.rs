@@ -163,7 +163,7 @@ pub fn gruu_gr_param(destination_list: &[Destination]) -> Result<String, EncodeE
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
-                s.push(B64[((n >> (18 - 6 * i)) & 0x3f) as usize] as char);
+                s.push(B64[((n >> (18 - 6 * i)) & 0x3f) as usize] as char); // ok: index masked to 0..64
             } else {
                 s.push('~');
             }

@@ -13,7 +13,8 @@
 //! The RFC says StoredMetaData's fields "are the same as the corresponding fields in
 //! StoredData", so its leading `value_length` is read as StoredData's `length`: the byte count
 //! of the rest of the structure, computed on encode. (The per-value length is MetaData's own
-//! `value_length`.) A StatReq is a [`crate::wire::FetchReq`].
+//! `value_length`.) Wireshark's dissector reads it the same way (checked by `tests/tshark.rs`).
+//! A StatReq is a [`crate::wire::FetchReq`].
 
 use crate::codec::{
     Codec, DecodeError, EncodeError, LenWidth, Opaque, Reader, write_list_with, write_prefixed_with,
