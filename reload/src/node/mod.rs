@@ -3,6 +3,57 @@
 //! [`Node::poll_timeout`]. Links are handles ([`LinkId`]); the driver owns sockets, TLS and
 //! ICE. Routing is symmetric recursive (section 6.2), the topology CHORD-RELOAD (section 10),
 //! storage section 7.
+//!
+//! A driver's loop, here with two peers wired back to back:
+//!
+//! ```
+//! use reload::node::{Input, LinkId, Node, NodeConfig, Output, Time};
+//! use reload::wire::NodeId;
+//!
+//! let a_addr = "10.0.0.1:6084".parse().unwrap();
+//! let mut a = Node::new(
+//!     NodeConfig { first_node: true, local_addr: a_addr, ..NodeConfig::default() },
+//!     NodeId(1 << 120),
+//!     1,
+//! );
+//! let mut b = Node::new(
+//!     NodeConfig { bootstrap: vec![a_addr], ..NodeConfig::default() },
+//!     NodeId(1 << 126),
+//!     2,
+//! );
+//! let mut now = Time(0);
+//! a.start(now);
+//! b.start(now);
+//! let link = LinkId(1);
+//! for _ in 0..50 {
+//!     let mut to_a = Vec::new();
+//!     let mut to_b = Vec::new();
+//!     while let Some(o) = b.poll_output() {
+//!         match o {
+//!             // Our "transport": any connect request gets the one link between a and b.
+//!             Output::Connect { .. } => {
+//!                 to_a.push(Input::LinkUp { link, peer: b.id() });
+//!                 to_b.push(Input::LinkUp { link, peer: a.id() });
+//!             }
+//!             Output::Send { bytes, .. } => to_a.push(Input::Message { link, bytes }),
+//!             _ => {}
+//!         }
+//!     }
+//!     while let Some(o) = a.poll_output() {
+//!         if let Output::Send { bytes, .. } = o {
+//!             to_b.push(Input::Message { link, bytes });
+//!         }
+//!     }
+//!     to_a.into_iter().for_each(|i| a.handle_input(now, i));
+//!     to_b.into_iter().for_each(|i| b.handle_input(now, i));
+//!     // Wake whoever asked for it.
+//!     now = Time(now.0 + 10);
+//!     if a.poll_timeout().is_some_and(|t| t <= now) { a.handle_input(now, Input::Timeout) }
+//!     if b.poll_timeout().is_some_and(|t| t <= now) { b.handle_input(now, Input::Timeout) }
+//! }
+//! assert!(b.is_joined());
+//! assert_eq!(a.table().successor(), Some(b.id()));
+//! ```
 
 pub mod glue;
 pub mod msg;
@@ -497,6 +548,13 @@ impl Node {
                     self.join_wait.remove(&p);
                     self.dead.insert(p, now);
                     self.maybe_send_join(now);
+                } else if self.state == JoinState::Bootstrapping {
+                    // The bootstrap peer is unreachable: try again (maybe another) soon.
+                    self.join_epoch = self.join_epoch.wrapping_add(1);
+                    self.arm(
+                        now.plus_ms(self.cfg.reliability_timer_ms),
+                        Timer::JoinRetry(self.join_epoch),
+                    );
                 }
             }
             Input::Message { link, bytes } => self.on_message(now, link, &bytes),
@@ -773,6 +831,11 @@ impl Node {
                 // Lost every successor: use any connected peer as a stand-in.
                 let c: Vec<NodeId> = self.peer_links.keys().copied().collect();
                 self.table.merge_neighbors(c);
+            }
+            if self.table.successors().is_empty() && !self.cfg.first_node {
+                // Cut off from the overlay (RFC 6940 10.7.1): join again.
+                self.bootstrap(now);
+                return;
             }
         }
         for i in slots {

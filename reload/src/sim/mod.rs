@@ -542,7 +542,12 @@ impl Sim {
         let Some(s) = self.slots.get_mut(i) else {
             return;
         };
-        if !s.alive || !s.node.is_joined() {
+        if !s.alive {
+            return;
+        }
+        if !s.node.is_joined() {
+            let at = now.plus_ms(5000);
+            self.push(at, Ev::Register { node: i });
             return;
         }
         let user = user_of(i);
