@@ -851,8 +851,8 @@ impl Node {
 
     fn attach_body(&self, request: bool, send_update: bool) -> Attach {
         Attach {
-            ufrag: self.me.to_array()[..4].to_vec(),
-            password: self.me.to_array()[4..12].to_vec(),
+            ufrag: self.me.to_array()[..4].to_vec(), // ok: 16-byte array
+            password: self.me.to_array()[4..12].to_vec(), // ok: 16-byte array
             role: if request {
                 b"passive".to_vec()
             } else {
@@ -1866,7 +1866,7 @@ impl Node {
             return;
         }
         if let Some(t) = self.dead.get(&n)
-            && now.0 < t.0 + DEAD_HOLD_MS
+            && now.0 < t.0.saturating_add(DEAD_HOLD_MS)
         {
             self.join_wait.remove(&n);
             return;
@@ -2160,7 +2160,8 @@ impl Node {
                             self.answered.remove(&txid);
                         }
                     }
-                    self.dead.retain(|_, t| now.0 < t.0 + DEAD_HOLD_MS);
+                    self.dead
+                        .retain(|_, t| now.0 < t.0.saturating_add(DEAD_HOLD_MS));
                     if self.state != JoinState::Left {
                         self.arm(now.plus_ms(HOUSEKEEPING_MS), Timer::Housekeeping);
                     }

@@ -18,6 +18,9 @@ pub const KIND_CERTIFICATE_BY_NODE: KindId = 3;
 /// CERTIFICATE_BY_USER (RFC 6940 section 8).
 pub const KIND_CERTIFICATE_BY_USER: KindId = 16;
 
+/// Most absent array entries a fetch synthesises for one range.
+const MAX_SYNTHESISED: u32 = 1024;
+
 /// Array index meaning "append" (RFC 6940 7.4.1.1).
 pub const ARRAY_APPEND: u32 = 0xffff_ffff;
 
@@ -473,18 +476,26 @@ impl Storage {
                         })
                         .unwrap_or(0);
                     let end = last.min(max_idx);
-                    let mut i = first;
-                    while i <= end {
-                        let k = ValueKey::Index(i);
-                        if entry.is_some_and(|e| e.values.contains_key(&k)) {
-                            out.values.push(live(&k).unwrap_or(StoredValue::absent(k)));
-                        } else if last != ARRAY_APPEND {
-                            out.values.push(StoredValue::absent(k));
+                    if first > end {
+                        continue;
+                    }
+                    // Gaps read back as exists=false (RFC 6940 7.2.2), but only over a bounded
+                    // span: a sparse array must not make us synthesise billions of values.
+                    if last != ARRAY_APPEND && end - first < MAX_SYNTHESISED {
+                        for i in first..=end {
+                            let k = ValueKey::Index(i);
+                            out.values
+                                .push(live(&k).unwrap_or_else(|| StoredValue::absent(k)));
                         }
-                        if i == u32::MAX {
-                            break;
+                    } else if let Some(e) = entry {
+                        for k in e
+                            .values
+                            .range(ValueKey::Index(first)..=ValueKey::Index(end))
+                            .map(|(k, _)| k)
+                        {
+                            out.values
+                                .push(live(k).unwrap_or_else(|| StoredValue::absent(k.clone())));
                         }
-                        i += 1;
                     }
                 }
             }
@@ -747,6 +758,36 @@ mod tests {
         let rk = [sk(2, 42, vec![val(ValueKey::Single, 1, 60, b"t")])];
         assert_eq!(s.store(0, &reg, &r, true, &rk), Ok(vec![(2, 42)]));
         assert_eq!(s.store(0, &reg, &r, true, &rk), Ok(vec![(2, 42)]));
+    }
+
+    #[test]
+    fn sparse_array_fetch_is_bounded() {
+        let reg = KindRegistry::default();
+        let mut s = Storage::new();
+        let r = ResourceId::hash(b"sparse");
+        for i in [0u32, 2, 0xffff_fff0] {
+            s.store(
+                0,
+                &reg,
+                &r,
+                false,
+                &[sk(
+                    3,
+                    0,
+                    vec![val(ValueKey::Index(i), u64::from(i) + 1, 60, b"c")],
+                )],
+            )
+            .unwrap();
+        }
+        let f = s
+            .fetch(0, &reg, &r, 3, 0, &Selector::Array(vec![(0, 3)]))
+            .unwrap();
+        assert_eq!(f.values.len(), 4); // 0, gap 1, 2, gap 3
+        assert!(!f.values[1].value.exists);
+        let f = s
+            .fetch(0, &reg, &r, 3, 0, &Selector::Array(vec![(0, 0xffff_fffe)]))
+            .unwrap();
+        assert_eq!(f.values.len(), 3);
     }
 
     #[test]
