@@ -117,6 +117,8 @@ pub struct NodeConfig {
     pub replicas: usize,
     /// chord-update-interval in ms (600 s).
     pub update_interval_ms: u64,
+    /// How often fingers are pinged for liveness, in ms (chord-ping-interval, 3600 s).
+    pub finger_ping_interval_ms: u64,
     /// This peer starts a new overlay instead of joining one.
     pub first_node: bool,
     /// Bootstrap peers.
@@ -143,6 +145,7 @@ impl Default for NodeConfig {
             predecessors: 3,
             replicas: 2,
             update_interval_ms: 600_000,
+            finger_ping_interval_ms: 3_600_000,
             first_node: false,
             bootstrap: Vec::new(),
             local_addr: SocketAddr::from(([127, 0, 0, 1], 6084)),
@@ -353,6 +356,7 @@ pub struct Node {
     last_storage_time: u64,
     periodic_armed: bool,
     join_epoch: u32,
+    periodic_round: u32,
     stats: Stats,
 }
 
@@ -434,6 +438,7 @@ impl Node {
             last_storage_time: 0,
             periodic_armed: false,
             join_epoch: 0,
+            periodic_round: 0,
             stats: Stats::default(),
             cfg: config,
         }
@@ -2104,21 +2109,27 @@ impl Node {
                             let body = Body::UpdateReq(self.neighbors_update(now));
                             self.send_request(now, vec![Dest::Node(n)], &body, Purpose::Update(n));
                         }
-                        // Ping the fingers that are not neighbours (the Updates above check
-                        // the neighbours): a finger that stays silent is dropped and replaced.
-                        let fingers: Vec<NodeId> = self
-                            .table
-                            .finger_list()
-                            .into_iter()
-                            .filter(|f| !self.table.is_neighbor(*f))
-                            .collect();
-                        for f in fingers {
-                            self.send_request(
-                                now,
-                                vec![Dest::Node(f)],
-                                &Body::PingReq,
-                                Purpose::Liveness(f),
-                            );
+                        // Every few rounds, Ping the fingers that are not neighbours (the
+                        // Updates above check the neighbours): a silent finger is replaced.
+                        self.periodic_round = self.periodic_round.wrapping_add(1);
+                        let every = (self.cfg.finger_ping_interval_ms
+                            / self.cfg.update_interval_ms.max(1))
+                        .max(1);
+                        if u64::from(self.periodic_round) % every == 0 {
+                            let fingers: Vec<NodeId> = self
+                                .table
+                                .finger_list()
+                                .into_iter()
+                                .filter(|f| !self.table.is_neighbor(*f))
+                                .collect();
+                            for f in fingers {
+                                self.send_request(
+                                    now,
+                                    vec![Dest::Node(f)],
+                                    &Body::PingReq,
+                                    Purpose::Liveness(f),
+                                );
+                            }
                         }
                         // Refill empty finger slots.
                         for i in 0..crate::topology::chord::MAX_FINGERS {

@@ -290,6 +290,7 @@ impl Sim {
             bootstrap: Vec::new(),
             local_addr: addr_of(i),
             update_interval_ms: self.cfg.update_interval_ms,
+            finger_ping_interval_ms: self.cfg.update_interval_ms * 5,
             user: Some(user_of(i)),
             ..NodeConfig::default()
         }
