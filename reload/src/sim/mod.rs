@@ -136,6 +136,7 @@ enum Ev {
         node: usize,
     },
     Lookup,
+    Refresh,
     Churn,
     CloseAll {
         node: usize,
@@ -202,6 +203,7 @@ pub struct Sim {
     pairs: HashMap<(usize, usize), u64>,
     next_link: u64,
     regs: Vec<Registration>,
+    reg_index: HashMap<NodeId, usize>,
     reqs: HashMap<(usize, RequestId), Req>,
     lookups_issued: u64,
     lookups_done: u64,
@@ -260,6 +262,7 @@ impl Sim {
             pairs: HashMap::new(),
             next_link: 1,
             regs: Vec::new(),
+            reg_index: HashMap::new(),
             reqs: HashMap::new(),
             lookups_issued: 0,
             lookups_done: 0,
@@ -568,14 +571,15 @@ impl Sim {
                 REG_LIFETIME_S,
             )],
         );
-        let r = match self.regs.iter().position(|g| g.owner == owner) {
-            Some(r) => r,
+        let r = match self.reg_index.get(&owner) {
+            Some(r) => *r,
             None => {
                 self.regs.push(Registration {
                     resource,
                     owner,
                     stored: false,
                 });
+                self.reg_index.insert(owner, self.regs.len() - 1);
                 self.regs.len() - 1
             }
         };
@@ -634,6 +638,8 @@ impl Sim {
                 self.churn.0 += 1;
                 let i = self.add_node(false);
                 self.push(self.now, Ev::Start { node: i });
+                // The newcomer registers its user once it has joined.
+                self.push(self.now.plus_ms(10_000), Ev::Register { node: i });
             }
             1 | 2 => {
                 // Never take the overlay below a handful of peers.
@@ -746,6 +752,11 @@ impl Sim {
             }
             Ev::Register { node } => self.register(node),
             Ev::Lookup => self.lookup(),
+            Ev::Refresh => {
+                if let Some(i) = self.random_live() {
+                    self.register(i);
+                }
+            }
             Ev::Churn => self.churn(),
             Ev::CloseAll { node } => {
                 let links: Vec<u64> = self
@@ -841,6 +852,11 @@ impl Sim {
         for k in 0..self.cfg.lookups {
             let at = start.plus_ms(k * dur_ms / self.cfg.lookups.max(1));
             self.push(at, Ev::Lookup);
+        }
+        // One refresh Store (a re-REGISTER) for every ten lookups.
+        for k in 0..self.cfg.lookups / 10 {
+            let at = start.plus_ms(k * dur_ms / (self.cfg.lookups / 10).max(1) + 7);
+            self.push(at, Ev::Refresh);
         }
         if self.cfg.churn_per_min > 0.0 {
             let gap = (60_000.0 / self.cfg.churn_per_min).max(1.0) as u64;
