@@ -1375,7 +1375,8 @@ impl Node {
                 Body::AttachAns(self.attach_body(false, false))
             }
             Body::JoinReq(joining) => {
-                if joining != sender {
+                // Signed by the joining peer and received over its own connection (6.4.2.1).
+                if joining != sender || from != Some(joining) {
                     return Some(self.error_body(error_code::FORBIDDEN));
                 }
                 if self.state != JoinState::Joined {
@@ -1385,7 +1386,7 @@ impl Node {
                 Body::JoinAns
             }
             Body::LeaveReq(leaving, data) => {
-                if leaving != sender {
+                if leaving != sender || from != Some(leaving) {
                     return Some(self.error_body(error_code::FORBIDDEN));
                 }
                 self.on_leave(now, leaving, data);
@@ -1430,10 +1431,7 @@ impl Node {
                     .collect();
                 Body::FindAns(res)
             }
-            _ => {
-                let _ = from;
-                self.error_body(error_code::INVALID_MESSAGE)
-            }
+            _ => self.error_body(error_code::INVALID_MESSAGE),
         })
     }
 
