@@ -27,6 +27,9 @@ pub enum Command {
         /// File to check (default: the one `run` would use).
         file: Option<PathBuf>,
     },
+    /// Simulate an overlay of N peers on a virtual clock (deterministic for a seed) and report
+    /// lookup success, hops and lost registrations.
+    Sim(crate::sim_cmd::SimArgs),
     /// Decode one RELOAD message (bare or framed; binary, or hex with --hex) and print it.
     Decode(crate::decode_cmd::DecodeArgs),
     /// Overlay CA tools: create a CA and configuration, run the enrollment server.

@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod decode_cmd;
 mod pki;
+mod sim_cmd;
 mod telemetry;
 
 use clap::Parser;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(cli::Command::Sim(args)) => sim_cmd::run(args),
         Some(cli::Command::Run) | None => run_node(cli.config),
         Some(cli::Command::Ca { cmd }) => {
             telemetry::init(&config::LogSection::default());

@@ -5,7 +5,14 @@
 //! randomness in, and takes bytes to send out.
 
 pub mod codec;
+pub mod crypto;
+pub mod node;
+pub mod sim;
+pub mod storage;
+pub mod topology;
 pub mod wire;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+
+pub use node::Instant;

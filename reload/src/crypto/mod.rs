@@ -1,0 +1,169 @@
+//! The `CryptoProvider` seam: message and StoredData signatures (RFC 6940 sections 6.3.4,
+//! 7.1) go through this trait so the engine never names an algorithm. Real X.509/ECDSA is a
+//! later provider; [`TestCrypto`] is a keyed-hash stand-in for the simulator and tests.
+
+use crate::wire::NodeId;
+use sha1::{Digest, Sha1};
+
+/// TLS 1.2 HashAlgorithm code point for SHA-256 (RFC 5246 7.4.1.4.1).
+pub const HASH_SHA256: u8 = 4;
+/// TLS 1.2 HashAlgorithm code point for SHA-1.
+pub const HASH_SHA1: u8 = 2;
+/// SignatureAlgorithm code point the test provider claims (anonymous is not allowed in
+/// stores, so it uses a private value in the experimental sense).
+pub const SIG_TEST: u8 = 224;
+
+/// What a verified signature tells about its signer (from the signer's certificate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signer {
+    /// Node-IDs the certificate carries.
+    pub node_ids: Vec<NodeId>,
+    /// The certificate's user name (rfc822Name), if any.
+    pub user: Option<String>,
+}
+
+/// A signature as the engine carries it: algorithm code points, the signer's certificate hash
+/// (the `cert_hash` SignerIdentity) and the signature value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SignatureParts {
+    /// TLS HashAlgorithm.
+    pub hash_alg: u8,
+    /// TLS SignatureAlgorithm.
+    pub sig_alg: u8,
+    /// HashAlgorithm of the identity's certificate hash.
+    pub identity_hash_alg: u8,
+    /// `certificate_hash`: H(DER certificate) of the signer.
+    pub cert_hash: Vec<u8>,
+    /// The signature bytes.
+    pub value: Vec<u8>,
+}
+
+/// Signing, verification and hashing for one local identity.
+pub trait CryptoProvider: std::fmt::Debug {
+    /// Our certificates, to put in each SecurityBlock.
+    fn certificates(&self) -> Vec<Vec<u8>>;
+    /// Our SignerIdentity as (identity hash algorithm, certificate hash).
+    fn identity(&self) -> (u8, Vec<u8>);
+    /// Signs `data` (the RFC's signature input, which already contains the identity).
+    /// Returns (hash algorithm, signature algorithm, signature value).
+    fn sign(&self, data: &[u8]) -> (u8, u8, Vec<u8>);
+    /// Verifies `sig` over `data`, finding the signer's certificate in `certs` by the hash in
+    /// `sig`. Returns who signed, or `None` if the signature does not check.
+    fn verify(&self, data: &[u8], sig: &SignatureParts, certs: &[Vec<u8>]) -> Option<Signer>;
+    /// Hashes `data` with TLS HashAlgorithm `alg` (for Stat's MetaData); `None` if unknown.
+    fn hash(&self, alg: u8, data: &[u8]) -> Option<Vec<u8>>;
+    /// Our user name (for data we sign).
+    fn user(&self) -> Option<String>;
+}
+
+/// A simulator provider: the "certificate" is `NodeId || user name`, the signature is
+/// SHA-1(overlay secret || certificate || data). Anyone who knows the overlay secret can
+/// forge, but any change to the signed bytes or a mismatched signer is detected.
+#[derive(Debug, Clone)]
+pub struct TestCrypto {
+    secret: Vec<u8>,
+    cert: Vec<u8>,
+    user: Option<String>,
+}
+
+impl TestCrypto {
+    /// A test identity for `node` with an optional user name, under overlay `secret`.
+    #[must_use]
+    pub fn new(secret: &[u8], node: NodeId, user: Option<String>) -> Self {
+        let mut cert = node.to_array().to_vec();
+        if let Some(u) = &user {
+            cert.extend_from_slice(u.as_bytes());
+        }
+        Self {
+            secret: secret.to_vec(),
+            cert,
+            user,
+        }
+    }
+
+    fn mac(&self, cert: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut h = Sha1::new();
+        h.update(&self.secret);
+        h.update((cert.len() as u32).to_be_bytes());
+        h.update(cert);
+        h.update(data);
+        h.finalize().to_vec()
+    }
+}
+
+fn sha1(data: &[u8]) -> Vec<u8> {
+    Sha1::digest(data).to_vec()
+}
+
+impl CryptoProvider for TestCrypto {
+    fn certificates(&self) -> Vec<Vec<u8>> {
+        vec![self.cert.clone()]
+    }
+
+    fn identity(&self) -> (u8, Vec<u8>) {
+        (HASH_SHA1, sha1(&self.cert))
+    }
+
+    fn sign(&self, data: &[u8]) -> (u8, u8, Vec<u8>) {
+        (HASH_SHA1, SIG_TEST, self.mac(&self.cert, data))
+    }
+
+    fn verify(&self, data: &[u8], sig: &SignatureParts, certs: &[Vec<u8>]) -> Option<Signer> {
+        if sig.sig_alg != SIG_TEST || sig.identity_hash_alg != HASH_SHA1 {
+            return None;
+        }
+        let cert = certs.iter().find(|c| sha1(c) == sig.cert_hash)?;
+        if self.mac(cert, data) != sig.value {
+            return None;
+        }
+        let node = NodeId::from_slice(cert.get(..16)?)?;
+        let user = cert
+            .get(16..)
+            .filter(|u| !u.is_empty())
+            .and_then(|u| String::from_utf8(u.to_vec()).ok());
+        Some(Signer {
+            node_ids: vec![node],
+            user,
+        })
+    }
+
+    fn hash(&self, alg: u8, data: &[u8]) -> Option<Vec<u8>> {
+        (alg == HASH_SHA1).then(|| sha1(data))
+    }
+
+    fn user(&self) -> Option<String> {
+        self.user.clone()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_crypto_detects_tampering_and_signer() {
+        let a = TestCrypto::new(b"s", NodeId(7), Some("alice@example.com".into()));
+        let (h, s, v) = a.sign(b"hello");
+        let (ih, ch) = a.identity();
+        let sig = SignatureParts {
+            hash_alg: h,
+            sig_alg: s,
+            identity_hash_alg: ih,
+            cert_hash: ch,
+            value: v,
+        };
+        let certs = a.certificates();
+        let who = a.verify(b"hello", &sig, &certs);
+        assert_eq!(
+            who,
+            Some(Signer {
+                node_ids: vec![NodeId(7)],
+                user: Some("alice@example.com".into())
+            })
+        );
+        assert!(a.verify(b"hellO", &sig, &certs).is_none());
+        let b = TestCrypto::new(b"s", NodeId(8), None);
+        assert!(a.verify(b"hello", &sig, &b.certificates()).is_none());
+    }
+}

@@ -1,0 +1,629 @@
+//! Engine tests on a tiny zero-latency network: join, routing, storage errors, and hostile
+//! input (undecodable bytes, loops, TTL, unknown Kinds) that must be answered or dropped,
+//! never panic.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::wire::{Message, MessageCode};
+use std::collections::VecDeque;
+
+struct Net {
+    nodes: Vec<Node>,
+    now: Time,
+    links: BTreeMap<u64, (usize, usize)>,
+    next_link: u64,
+    queue: VecDeque<(usize, Input)>,
+    events: Vec<(usize, Event)>,
+    sent: Vec<(usize, u64, Vec<u8>)>,
+}
+
+fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, i as u8], 6084))
+}
+
+impl Net {
+    fn new() -> Self {
+        Self {
+            nodes: Vec::new(),
+            now: Time(1_000_000),
+            links: BTreeMap::new(),
+            next_link: 1,
+            queue: VecDeque::new(),
+            events: Vec::new(),
+            sent: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, id: u128, first: bool) -> usize {
+        let i = self.nodes.len();
+        let cfg = NodeConfig {
+            first_node: first,
+            bootstrap: if first { vec![] } else { vec![addr(0)] },
+            local_addr: addr(i),
+            user: Some(format!("user{i}@example.com")),
+            ..NodeConfig::default()
+        };
+        let mut n = Node::new(cfg, NodeId(id), i as u64);
+        n.start(self.now);
+        self.nodes.push(n);
+        self.pump(i);
+        self.run(5_000);
+        i
+    }
+
+    fn link_between(&self, a: usize, b: usize) -> Option<u64> {
+        self.links
+            .iter()
+            .find(|(_, (x, y))| (*x == a && *y == b) || (*x == b && *y == a))
+            .map(|(l, _)| *l)
+    }
+
+    fn pump(&mut self, i: usize) {
+        while let Some(o) = self.nodes[i].poll_output() {
+            match o {
+                Output::Send { link, bytes } => {
+                    if let Some((a, b)) = self.links.get(&link.0).copied() {
+                        let to = if a == i { b } else { a };
+                        self.sent.push((i, link.0, bytes.clone()));
+                        self.queue.push_back((to, Input::Message { link, bytes }));
+                    }
+                }
+                Output::Connect { addr: ad, .. } => {
+                    let j = self
+                        .nodes
+                        .iter()
+                        .position(|n| n.cfg.local_addr == ad)
+                        .unwrap();
+                    let l = match self.link_between(i, j) {
+                        Some(l) => l,
+                        None => {
+                            let l = self.next_link;
+                            self.next_link += 1;
+                            self.links.insert(l, (i, j));
+                            self.queue.push_back((
+                                j,
+                                Input::LinkUp {
+                                    link: LinkId(l),
+                                    peer: self.nodes[i].id(),
+                                },
+                            ));
+                            l
+                        }
+                    };
+                    self.queue.push_back((
+                        i,
+                        Input::LinkUp {
+                            link: LinkId(l),
+                            peer: self.nodes[j].id(),
+                        },
+                    ));
+                }
+                Output::Disconnect { link } => {
+                    if let Some((a, b)) = self.links.remove(&link.0) {
+                        let other = if a == i { b } else { a };
+                        self.queue.push_back((other, Input::LinkDown { link }));
+                    }
+                }
+                Output::Event(e) => self.events.push((i, e)),
+            }
+        }
+    }
+
+    /// Runs until quiet or `ms` of virtual time have passed.
+    fn run(&mut self, ms: u64) {
+        let end = self.now.plus_ms(ms);
+        loop {
+            while let Some((to, input)) = self.queue.pop_front() {
+                self.nodes[to].handle_input(self.now, input);
+                self.pump(to);
+            }
+            let next = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| n.poll_timeout().map(|t| (t, i)))
+                .min();
+            match next {
+                Some((t, i)) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.nodes[i].handle_input(self.now, Input::Timeout);
+                    self.pump(i);
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+    }
+
+    fn take_events(&mut self) -> Vec<(usize, Event)> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn completion(&mut self, node: usize, req: RequestId) -> Option<Result<Outcome, RequestError>> {
+        self.take_events().into_iter().find_map(|(i, e)| match e {
+            Event::Completed {
+                request, result, ..
+            } if i == node && request == req => Some(result),
+            _ => None,
+        })
+    }
+}
+
+const Q: u128 = 1 << 126; // a quarter of the ring
+
+fn three() -> Net {
+    let mut net = Net::new();
+    net.add(Q, true);
+    net.add(2 * Q, false);
+    net.add(3 * Q, false);
+    net.run(60_000);
+    net
+}
+
+fn sip_value(net: &Net, i: usize) -> (ResourceId, Vec<(ValueKey, DataValue, u32)>) {
+    let r = ResourceId::hash(format!("user{i}@example.com").as_bytes());
+    let key = ValueKey::Key(net.nodes[i].id().to_array().to_vec());
+    (
+        r,
+        vec![(
+            key,
+            DataValue {
+                exists: true,
+                value: b"sip:x".to_vec(),
+            },
+            3600,
+        )],
+    )
+}
+
+#[test]
+fn three_nodes_join_and_converge() {
+    let net = three();
+    for (i, n) in net.nodes.iter().enumerate() {
+        assert!(n.is_joined(), "node {i}: {}", n.debug_state());
+        let ids: Vec<u128> = n.table().successors().iter().map(|x| x.0).collect();
+        let me = n.id().0;
+        let mut want: Vec<u128> = [Q, 2 * Q, 3 * Q].into_iter().filter(|x| *x != me).collect();
+        want.sort_by_key(|x| x.wrapping_sub(me));
+        assert_eq!(ids, want, "node {i} successors");
+    }
+}
+
+#[test]
+fn store_fetch_and_replicate() {
+    let mut net = three();
+    let (r, values) = sip_value(&net, 1);
+    let now = net.now;
+    let req = net.nodes[1].store(now, r.clone(), 1, values);
+    net.pump(1);
+    net.run(10_000);
+    let res = net.completion(1, req).expect("store completed");
+    let Ok(Outcome::Stored(k)) = res else {
+        panic!("store failed: {res:?}")
+    };
+    assert_eq!(k[0].0, 1);
+    assert_eq!(k[0].1, 1);
+    // Primary plus two replicas: every one of the three nodes holds it.
+    for n in &net.nodes {
+        assert_eq!(n.storage().resource_count(), 1, "{}", n.id());
+    }
+    let now = net.now;
+    let req = net.nodes[0].fetch(now, r, vec![(1, Selector::Dictionary(vec![]))]);
+    net.pump(0);
+    net.run(10_000);
+    let Some(Ok(Outcome::Fetched(f))) = net.completion(0, req) else {
+        panic!("fetch failed")
+    };
+    assert_eq!(f[0].values.len(), 1);
+    assert!(f[0].values[0].value.exists);
+}
+
+#[test]
+fn unknown_kind_gets_error_unknown_kind() {
+    let mut net = three();
+    let (r, mut values) = sip_value(&net, 1);
+    values[0].0 = ValueKey::Single;
+    let now = net.now;
+    let req = net.nodes[1].store(now, r.clone(), 0xf000_0001, values);
+    net.pump(1);
+    net.run(10_000);
+    match net.completion(1, req) {
+        Some(Err(RequestError::Error { code, info })) => {
+            assert_eq!(code, error_code::UNKNOWN_KIND);
+            assert_eq!(info, glue::encode_kind_list(&[0xf000_0001]));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let now = net.now;
+    let req = net.nodes[0].fetch(now, r, vec![(77, Selector::Single)]);
+    net.pump(0);
+    net.run(10_000);
+    assert!(matches!(
+        net.completion(0, req),
+        Some(Err(RequestError::Error {
+            code: error_code::UNKNOWN_KIND,
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn forbidden_store_is_refused() {
+    let mut net = three();
+    // Node 2 tries to write user1's registration: USER-NODE-MATCH fails.
+    let (r, values) = sip_value(&net, 1);
+    let now = net.now;
+    let req = net.nodes[2].store(now, r, 1, values);
+    net.pump(2);
+    net.run(10_000);
+    assert!(matches!(
+        net.completion(2, req),
+        Some(Err(RequestError::Error {
+            code: error_code::FORBIDDEN,
+            ..
+        }))
+    ));
+}
+
+/// Makes node `from` issue a fetch for a key owned by `owner`, and returns the bytes it would
+/// send (not delivered) with the link they were meant for.
+fn captured_fetch(net: &mut Net, from: usize, key: u128) -> (RequestId, u64, Vec<u8>) {
+    let now = net.now;
+    let req = net.nodes[from].fetch(
+        now,
+        ResourceId::from_u128(key),
+        vec![(1, Selector::Dictionary(vec![]))],
+    );
+    let Some(Output::Send { link, bytes }) = net.nodes[from].poll_output() else {
+        panic!("no send")
+    };
+    (req, link.0, bytes)
+}
+
+#[test]
+fn ttl_zero_in_transit_gets_error_ttl_exceeded() {
+    let mut net = three();
+    // Node 0 (at Q) asks for a key node 2 (at 3Q) owns, but we hand it to node 1 with TTL 0.
+    let (req, _, bytes) = captured_fetch(&mut net, 0, 3 * Q - 5);
+    let (mut h, rest) = glue::decode_header(&bytes, net.nodes[0].overlay).unwrap();
+    h.ttl = 0;
+    let bytes = glue::encode_message(net.nodes[0].overlay, &h, rest);
+    let l01 = net.link_between(0, 1).unwrap();
+    // Node 1 is not responsible for 3Q-5 and must not forward.
+    net.nodes[1].handle_input(
+        net.now,
+        Input::Message {
+            link: LinkId(l01),
+            bytes,
+        },
+    );
+    net.pump(1);
+    let errors = net.nodes[1].stats().errors_sent;
+    assert_eq!(errors, 1);
+    net.run(1_000);
+    match net.completion(0, req) {
+        Some(Err(RequestError::Error { code, .. })) => assert_eq!(code, error_code::TTL_EXCEEDED),
+        other => panic!("unexpected {other:?}"),
+    }
+    // A TTL above initial-ttl is also refused.
+    let (_, _, bytes) = captured_fetch(&mut net, 0, 3 * Q - 5);
+    let (mut h, rest) = glue::decode_header(&bytes, net.nodes[0].overlay).unwrap();
+    h.ttl = 200;
+    let bytes = glue::encode_message(net.nodes[0].overlay, &h, rest);
+    net.nodes[1].handle_input(
+        net.now,
+        Input::Message {
+            link: LinkId(l01),
+            bytes,
+        },
+    );
+    net.pump(1);
+    assert_eq!(net.nodes[1].stats().errors_sent, 2);
+}
+
+#[test]
+fn routing_loop_is_refused() {
+    let mut net = three();
+    // Duplicate destination entries (RFC 6940 13.6.5): Error_Invalid_Message.
+    let (_, _, bytes) = captured_fetch(&mut net, 0, 3 * Q - 5);
+    let (mut h, rest) = glue::decode_header(&bytes, net.nodes[0].overlay).unwrap();
+    let n2 = Dest::Node(net.nodes[2].id());
+    h.destination_list = vec![
+        n2.clone(),
+        n2,
+        Dest::Resource(ResourceId::from_u128(3 * Q - 5)),
+    ];
+    let bytes = glue::encode_message(net.nodes[0].overlay, &h, rest);
+    let l01 = net.link_between(0, 1).unwrap();
+    net.nodes[1].handle_input(
+        net.now,
+        Input::Message {
+            link: LinkId(l01),
+            bytes,
+        },
+    );
+    let mut saw_error = false;
+    while let Some(o) = net.nodes[1].poll_output() {
+        if let Output::Send { bytes, .. } = o {
+            let m = Message::decode(&bytes).unwrap();
+            assert_eq!(m.contents.code, MessageCode::ERROR);
+            saw_error = true;
+        }
+    }
+    assert!(saw_error);
+    // A request whose via list already names us came round a loop: dropped, not forwarded.
+    let (_, _, bytes) = captured_fetch(&mut net, 0, 3 * Q - 5);
+    let (mut h, rest) = glue::decode_header(&bytes, net.nodes[0].overlay).unwrap();
+    h.via_list = vec![Dest::Node(net.nodes[1].id())];
+    let bytes = glue::encode_message(net.nodes[0].overlay, &h, rest);
+    let dropped = net.nodes[1].stats().dropped;
+    net.nodes[1].handle_input(
+        net.now,
+        Input::Message {
+            link: LinkId(l01),
+            bytes,
+        },
+    );
+    assert!(net.nodes[1].poll_output().is_none());
+    assert_eq!(net.nodes[1].stats().dropped, dropped + 1);
+}
+
+#[test]
+fn undecodable_and_mutated_input_never_panics() {
+    let mut net = three();
+    let l01 = net.link_between(0, 1).unwrap();
+    for junk in [
+        vec![],
+        vec![0u8; 3],
+        vec![0xd2, 0x45, 0x4c, 0x4f],
+        vec![0xff; 200],
+    ] {
+        net.nodes[1].handle_input(
+            net.now,
+            Input::Message {
+                link: LinkId(l01),
+                bytes: junk,
+            },
+        );
+    }
+    assert_eq!(net.nodes[1].stats().decode_errors, 4);
+    assert!(net.nodes[1].poll_output().is_none());
+    // Mutations of a real request addressed to node 1 itself.
+    let (_, _, bytes) = captured_fetch(&mut net, 0, 2 * Q - 5);
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for _ in 0..3000 {
+        let mut b = bytes.clone();
+        match rng.random_range(0..3u8) {
+            0 => {
+                let i = rng.random_range(0..b.len());
+                b[i] ^= 1 << rng.random_range(0..8u8);
+            }
+            1 => b.truncate(rng.random_range(0..b.len())),
+            _ => {
+                let i = rng.random_range(0..b.len());
+                b.insert(i, rng.random());
+            }
+        }
+        net.nodes[1].handle_input(
+            net.now,
+            Input::Message {
+                link: LinkId(l01),
+                bytes: b,
+            },
+        );
+        while net.nodes[1].poll_output().is_some() {}
+    }
+    // Unknown link: ignored.
+    net.nodes[1].handle_input(
+        net.now,
+        Input::Message {
+            link: LinkId(999),
+            bytes,
+        },
+    );
+}
+
+#[test]
+fn duplicate_request_is_answered_from_cache() {
+    let mut net = three();
+    let (r, values) = sip_value(&net, 1);
+    let now = net.now;
+    let _ = net.nodes[1].store(now, r, 1, values);
+    let Some(Output::Send { link, bytes }) = net.nodes[1].poll_output() else {
+        panic!("no send")
+    };
+    let (a, b) = net.links[&link.0];
+    let to = if a == 1 { b } else { a };
+    for _ in 0..2 {
+        net.nodes[to].handle_input(
+            net.now,
+            Input::Message {
+                link,
+                bytes: bytes.clone(),
+            },
+        );
+        net.pump(to);
+    }
+    assert_eq!(net.nodes[to].stats().duplicates, 1);
+}
+
+#[test]
+fn request_times_out_after_five_sends() {
+    let mut net = Net::new();
+    net.add(Q, true);
+    net.add(3 * Q, false);
+    net.run(30_000);
+    // Cut node 1 off without telling node 0, then fetch something node 1 owns.
+    let l = net.link_between(0, 1).unwrap();
+    net.links.remove(&l);
+    let now = net.now;
+    let req = net.nodes[0].fetch(
+        now,
+        ResourceId::from_u128(3 * Q - 1),
+        vec![(1, Selector::Single)],
+    );
+    net.pump(0);
+    net.run(14_000);
+    assert!(net.completion(0, req).is_none(), "too early");
+    net.run(2_000);
+    assert_eq!(net.completion(0, req), Some(Err(RequestError::Timeout)));
+}
+
+fn store_one(net: &mut Net, i: usize, exists: bool) -> Result<Outcome, RequestError> {
+    let (r, mut values) = sip_value(net, i);
+    values[0].1.exists = exists;
+    if !exists {
+        values[0].1.value.clear();
+    }
+    let now = net.now;
+    let req = net.nodes[i].store(now, r, 1, values);
+    net.pump(i);
+    net.run(10_000);
+    net.completion(i, req).expect("completed")
+}
+
+#[test]
+fn stat_find_and_delete() {
+    let mut net = three();
+    assert!(matches!(
+        store_one(&mut net, 1, true),
+        Ok(Outcome::Stored(_))
+    ));
+    let (r, _) = sip_value(&net, 1);
+    let now = net.now;
+    let req = net.nodes[0].stat(now, r.clone(), vec![(1, Selector::Dictionary(vec![]))]);
+    net.pump(0);
+    net.run(10_000);
+    match net.completion(0, req) {
+        Some(Ok(Outcome::Stat(k))) => {
+            assert_eq!(k[0].values.len(), 1);
+            assert_eq!(k[0].values[0].value_length, 5);
+            assert!(k[0].values[0].exists);
+            assert!(!k[0].values[0].hash.is_empty());
+        }
+        other => panic!("stat: {other:?}"),
+    }
+    let now = net.now;
+    let req = net.nodes[2].find(now, r.clone(), vec![1, 3]);
+    net.pump(2);
+    net.run(10_000);
+    match net.completion(2, req) {
+        Some(Ok(Outcome::Found(f))) => {
+            assert_eq!(f, vec![(1, r.clone()), (3, ResourceId::from_u128(0))]);
+        }
+        other => panic!("find: {other:?}"),
+    }
+    // Delete: exists = false replaces the value (RFC 6940 7.4.1.3).
+    assert!(matches!(
+        store_one(&mut net, 1, false),
+        Ok(Outcome::Stored(_))
+    ));
+    let now = net.now;
+    let req = net.nodes[0].fetch(now, r, vec![(1, Selector::Dictionary(vec![]))]);
+    net.pump(0);
+    net.run(10_000);
+    match net.completion(0, req) {
+        Some(Ok(Outcome::Fetched(k))) => {
+            assert_eq!(k[0].values.len(), 1);
+            assert!(!k[0].values[0].value.exists);
+            assert_eq!(k[0].generation, 2);
+        }
+        other => panic!("fetch: {other:?}"),
+    }
+}
+
+#[test]
+fn wrong_generation_gets_error_generation_counter_too_low() {
+    let mut net = three();
+    assert!(matches!(
+        store_one(&mut net, 1, true),
+        Ok(Outcome::Stored(_))
+    ));
+    let (r, values) = sip_value(&net, 1);
+    let now = net.now.plus_ms(5);
+    let n = &mut net.nodes[1];
+    let mut vals = Vec::new();
+    for (key, value, lifetime) in values {
+        let mut v = StoredValue {
+            key,
+            storage_time: now.0,
+            lifetime,
+            value,
+            signature: SignatureParts::default(),
+            certs: Vec::new(),
+        };
+        n.sign_value(&r, 1, &mut v);
+        vals.push(v);
+    }
+    let body = Body::StoreReq {
+        resource: r.clone(),
+        replica_number: 0,
+        kinds: vec![StoreKind {
+            kind: 1,
+            generation: 7,
+            values: vals,
+        }],
+    };
+    let req = RequestId(999);
+    n.send_request(now, vec![Dest::Resource(r)], &body, Purpose::App(req));
+    net.pump(1);
+    net.run(10_000);
+    match net.completion(1, req) {
+        Some(Err(RequestError::Error { code, info })) => {
+            assert_eq!(code, error_code::GENERATION_COUNTER_TOO_LOW);
+            let ans = glue::decode_body(8, &info, &KindRegistry::default(), &[]).unwrap();
+            assert_eq!(ans, Body::StoreAns(vec![(1, 1, vec![])]));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn graceful_leave_hands_data_over() {
+    let mut net = Net::new();
+    for k in 1..=4u128 {
+        net.add(k * (Q / 2) + 12345, k == 1);
+    }
+    net.run(60_000);
+    assert!(matches!(
+        store_one(&mut net, 2, true),
+        Ok(Outcome::Stored(_))
+    ));
+    let (r, _) = sip_value(&net, 2);
+    let k = r.as_u128().unwrap();
+    let owner = (0..4)
+        .find(|i| net.nodes[*i].is_joined() && net.nodes[*i].table().is_responsible(k))
+        .unwrap();
+    let now = net.now;
+    net.nodes[owner].leave(now);
+    net.pump(owner);
+    net.run(5_000);
+    // Drop the leaver's links.
+    let gone: Vec<u64> = net
+        .links
+        .iter()
+        .filter(|(_, (a, b))| *a == owner || *b == owner)
+        .map(|(l, _)| *l)
+        .collect();
+    for l in gone {
+        let (a, b) = net.links.remove(&l).unwrap();
+        let other = if a == owner { b } else { a };
+        net.queue
+            .push_back((other, Input::LinkDown { link: LinkId(l) }));
+    }
+    net.run(30_000);
+    let new_owner = (0..4)
+        .filter(|i| *i != owner)
+        .find(|i| net.nodes[*i].table().is_responsible(k))
+        .unwrap();
+    let key = ValueKey::Key(net.nodes[2].id().to_array().to_vec());
+    assert!(
+        net.nodes[new_owner]
+            .storage()
+            .has_value(net.now.0, &r, 1, &key)
+    );
+    for i in (0..4).filter(|i| *i != owner) {
+        assert!(!net.nodes[i].table().contains(net.nodes[owner].id()));
+    }
+}

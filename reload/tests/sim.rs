@@ -1,0 +1,125 @@
+//! Simulator-level tests of the RELOAD engine: convergence, lookups, replication, churn.
+
+use reload::sim::{Sim, SimConfig};
+
+fn cfg(nodes: usize, seed: u64) -> SimConfig {
+    SimConfig {
+        nodes,
+        seed,
+        lookups: 200,
+        duration_secs: 60,
+        settle_secs: 60,
+        ..SimConfig::default()
+    }
+}
+
+#[test]
+fn small_ring_converges_and_lookups_succeed() {
+    let mut sim = Sim::new(cfg(20, 7));
+    sim.build();
+    assert_eq!(
+        sim.ring_errors(),
+        0,
+        "ring did not converge:\n{}",
+        sim.ring_dump()
+    );
+    sim.register_all();
+    sim.workload();
+    let r = sim.report();
+    eprintln!("{r:?}");
+    assert_eq!(r.registrations_stored, 20);
+    assert_eq!(r.lookup_success_rate, 1.0);
+    assert_eq!(r.registrations_lost, 0);
+}
+
+#[test]
+fn ring_of_500_converges_with_log_hops_and_no_loss() {
+    let n = 500;
+    let mut sim = Sim::new(SimConfig {
+        lookups: 5000,
+        ..cfg(n, 11)
+    });
+    sim.build();
+    assert_eq!(
+        sim.ring_errors(),
+        0,
+        "ring did not converge:\n{}",
+        sim.ring_dump()
+    );
+    sim.register_all();
+    sim.workload();
+    let r = sim.report();
+    eprintln!("{r:?}");
+    let bound = 0.5 * (n as f64).log2() + 1.0;
+    assert!(r.mean_hops <= bound, "mean hops {} > {bound}", r.mean_hops);
+    assert_eq!(r.lookups, 5000);
+    assert_eq!(r.registrations_stored, n as u64);
+    assert_eq!(r.lookup_success_rate, 1.0);
+    assert_eq!(r.registrations_lost, 0);
+    assert_eq!(r.ring_errors, 0);
+}
+
+#[test]
+fn ring_of_500_survives_ten_percent_churn_per_ten_minutes() {
+    let n = 500;
+    // 10% of the nodes per 10 simulated minutes (joins, graceful leaves and crashes in equal
+    // shares), for 20 minutes: one event every 12 s, far apart next to stabilisation.
+    let mut sim = Sim::new(SimConfig {
+        lookups: 5000,
+        duration_secs: 1200,
+        churn_per_min: n as f64 * 0.1 / 10.0,
+        ..cfg(n, 12)
+    });
+    sim.build();
+    sim.register_all();
+    sim.workload();
+    let r = sim.report();
+    eprintln!("{r:?}");
+    assert!(
+        r.churn_crashes >= 15 && r.churn_leaves >= 15 && r.churn_joins >= 15,
+        "{r:?}"
+    );
+    assert_eq!(r.registrations_lost, 0);
+    assert!(
+        r.lookup_success_rate >= 0.999,
+        "success {}",
+        r.lookup_success_rate
+    );
+    assert_eq!(r.ring_errors, 0, "{}", sim.ring_dump());
+}
+
+#[test]
+fn same_seed_same_result() {
+    let run = |seed| {
+        let mut c = cfg(60, seed);
+        c.churn_per_min = 2.0;
+        c.duration_secs = 300;
+        reload::sim::run(c)
+    };
+    let a = run(5);
+    let b = run(5);
+    assert_eq!(a, b);
+    let c = run(6);
+    assert_ne!(a.messages, c.messages);
+}
+
+#[test]
+fn lossy_links_are_covered_by_end_to_end_retransmission() {
+    let mut sim = Sim::new(SimConfig {
+        loss: 0.01,
+        lookups: 1000,
+        ..cfg(100, 13)
+    });
+    sim.build();
+    sim.register_all();
+    sim.workload();
+    let r = sim.report();
+    eprintln!("{r:?}");
+    assert_eq!(r.registrations_stored, 100);
+    assert!(
+        r.lookup_success_rate >= 0.999,
+        "success {}",
+        r.lookup_success_rate
+    );
+    assert_eq!(r.registrations_lost, 0);
+}
