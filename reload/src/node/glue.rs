@@ -59,17 +59,19 @@ pub fn decode_header(bytes: &[u8], overlay: u32) -> Result<(Header, &[u8]), Glue
 }
 
 /// Encodes a header followed by `rest` (contents and security block). Lists too long for
-/// their 16-bit length are truncated rather than panicking; such a message cannot be routed.
+/// their 16-bit length lose their via list rather than panicking; such a message cannot be
+/// answered, but cannot occur with TTL <= 255 and 18-byte via entries.
 #[must_use]
-pub fn encode_message(overlay: u32, header: &Header, rest: &[u8]) -> Vec<u8> {
-    let mut h = header.clone();
-    h.overlay = overlay;
+pub fn encode_message(overlay: u32, mut header: Header, rest: &[u8]) -> Vec<u8> {
+    header.overlay = overlay;
     let mut out = Vec::with_capacity(64 + rest.len());
-    if h.encode_with_payload_len(&mut out, rest.len()).is_err() {
+    if header
+        .encode_with_payload_len(&mut out, rest.len())
+        .is_err()
+    {
         out.clear();
-        h.via_list.clear();
-        // ok-ish: a via list of >64 KiB cannot happen with TTL <= 255 and 18-byte entries.
-        let _ = h.encode_with_payload_len(&mut out, rest.len());
+        header.via_list.clear();
+        let _ = header.encode_with_payload_len(&mut out, rest.len());
     }
     out.extend_from_slice(rest);
     out

@@ -1017,7 +1017,7 @@ impl Node {
 
     fn transmit(&mut self, link: LinkId, mut header: Header, rest: &[u8]) {
         header.ttl = header.ttl.saturating_sub(1);
-        let bytes = glue::encode_message(self.overlay, &header, rest);
+        let bytes = glue::encode_message(self.overlay, header, rest);
         self.out.push_back(Output::Send { link, bytes });
     }
 

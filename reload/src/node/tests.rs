@@ -288,7 +288,7 @@ fn ttl_zero_in_transit_gets_error_ttl_exceeded() {
     let (req, _, bytes) = captured_fetch(&mut net, 0, 3 * Q - 5);
     let (mut h, rest) = glue::decode_header(&bytes, net.nodes[0].overlay).unwrap();
     h.ttl = 0;
-    let bytes = glue::encode_message(net.nodes[0].overlay, &h, rest);
+    let bytes = glue::encode_message(net.nodes[0].overlay, h, rest);
     let l01 = net.link_between(0, 1).unwrap();
     // Node 1 is not responsible for 3Q-5 and must not forward.
     net.nodes[1].handle_input(
@@ -310,7 +310,7 @@ fn ttl_zero_in_transit_gets_error_ttl_exceeded() {
     let (_, _, bytes) = captured_fetch(&mut net, 0, 3 * Q - 5);
     let (mut h, rest) = glue::decode_header(&bytes, net.nodes[0].overlay).unwrap();
     h.ttl = 200;
-    let bytes = glue::encode_message(net.nodes[0].overlay, &h, rest);
+    let bytes = glue::encode_message(net.nodes[0].overlay, h, rest);
     net.nodes[1].handle_input(
         net.now,
         Input::Message {
@@ -334,7 +334,7 @@ fn routing_loop_is_refused() {
         n2,
         Dest::Resource(ResourceId::from_u128(3 * Q - 5)),
     ];
-    let bytes = glue::encode_message(net.nodes[0].overlay, &h, rest);
+    let bytes = glue::encode_message(net.nodes[0].overlay, h, rest);
     let l01 = net.link_between(0, 1).unwrap();
     net.nodes[1].handle_input(
         net.now,
@@ -356,7 +356,7 @@ fn routing_loop_is_refused() {
     let (_, _, bytes) = captured_fetch(&mut net, 0, 3 * Q - 5);
     let (mut h, rest) = glue::decode_header(&bytes, net.nodes[0].overlay).unwrap();
     h.via_list = vec![Dest::Node(net.nodes[1].id())];
-    let bytes = glue::encode_message(net.nodes[0].overlay, &h, rest);
+    let bytes = glue::encode_message(net.nodes[0].overlay, h, rest);
     let dropped = net.nodes[1].stats().dropped;
     net.nodes[1].handle_input(
         net.now,

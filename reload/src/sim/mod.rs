@@ -144,26 +144,12 @@ enum Ev {
     Progress,
 }
 
+/// A heap entry: the event itself waits in `Sim::slab` so the heap moves 24 bytes.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Queued {
     at: Time,
     seq: u64,
-    ev: Ev,
-}
-impl PartialEq for Queued {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
-    }
+    slot: usize,
 }
 
 struct SimLink {
@@ -198,6 +184,8 @@ pub struct Sim {
     now: Time,
     seq: u64,
     heap: BinaryHeap<Reverse<Queued>>,
+    slab: Vec<Option<Ev>>,
+    free: Vec<usize>,
     slots: Vec<Slot>,
     links: HashMap<u64, SimLink>,
     pairs: HashMap<(usize, usize), u64>,
@@ -257,6 +245,8 @@ impl Sim {
             now: Time(SIM_EPOCH_MS),
             seq: 0,
             heap: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             slots: Vec::new(),
             links: HashMap::new(),
             pairs: HashMap::new(),
@@ -279,10 +269,22 @@ impl Sim {
 
     fn push(&mut self, at: Time, ev: Ev) {
         self.seq += 1;
+        let slot = match self.free.pop() {
+            Some(i) => {
+                if let Some(s) = self.slab.get_mut(i) {
+                    *s = Some(ev);
+                }
+                i
+            }
+            None => {
+                self.slab.push(Some(ev));
+                self.slab.len() - 1
+            }
+        };
         self.heap.push(Reverse(Queued {
             at,
             seq: self.seq,
-            ev,
+            slot,
         }));
     }
 
@@ -702,7 +704,11 @@ impl Sim {
             return false;
         };
         self.now = q.at;
-        match q.ev {
+        let Some(ev) = self.slab.get_mut(q.slot).and_then(Option::take) else {
+            return true;
+        };
+        self.free.push(q.slot);
+        match ev {
             Ev::Deliver { to, link, bytes } => {
                 if self.links.contains_key(&link) {
                     self.messages += 1;
