@@ -24,3 +24,5 @@ fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/p2psip-target}"
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked
+# Replays the fuzz seed corpus and every hostile input ever found through the fuzz checks.
+cargo test -p reload --features fuzzing --test fuzz_seeds --locked
