@@ -85,7 +85,13 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
     })?;
     let registrar = start_registrar(&loaded)?;
     tokio::spawn(gateway::run_expiry(registrar.clone(), shutdown_rx.clone()));
-    let mut sip_task = tokio::spawn(sip.serve_with(Gateway::new(registrar.clone()), shutdown_rx));
+    let proxy = gateway::proxy_config(sip.udp_addrs(), sip.tcp_addrs());
+    let calls = gateway::calllog::CallLog::new(
+        data_dir.join("calls.jsonl"),
+        gateway::calllog::DEFAULT_MAX_BYTES,
+    );
+    let app = Gateway::new(registrar.clone(), proxy, Some(calls));
+    let mut sip_task = tokio::spawn(sip.serve_with(app, shutdown_rx));
     tracing::info!("node is up");
     let mut signals = signals;
     let outcome = loop {

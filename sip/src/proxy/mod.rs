@@ -157,6 +157,8 @@ struct Context {
     final_sent: bool,
     cancelled: bool,
     timed_out: bool,
+    /// Result words for the call record when the status alone does not say it.
+    outcome: Option<&'static str>,
     start: Instant,
     deadline: Option<Instant>,
 }
@@ -470,39 +472,30 @@ impl Proxy {
             final_sent: false,
             cancelled: false,
             timed_out: false,
+            outcome: None,
             start: now,
             deadline: None,
         };
         self.contexts.insert(id, ctx);
         self.by_server.insert(key.clone(), id);
-        let routed = first_route(&request).is_some_and(|r| !self.is_us(&r.uri));
-        let ours_top = first_route(&request).is_some_and(|r| self.is_us(&r.uri));
-        if in_dialog || routed || ours_top {
-            // 16.4: loose routing; the next hop is the next Route or the Request-URI.
-            let mut fwd = request;
-            if ours_top {
-                pop_first_route(&mut fwd);
+        // 16.4: a Route naming us is taken off.
+        let mut request = request;
+        if first_route(&request).is_some_and(|r| self.is_us(&r.uri)) {
+            pop_first_route(&mut request);
+            if let Some(c) = self.contexts.get_mut(&id) {
+                c.request = request.clone();
             }
-            let dest = match first_route(&fwd) {
-                Some(r) => r.uri.as_sip().and_then(uri_destination),
-                None => svc
-                    .resolve_contact(&fwd.uri, now)
-                    .or_else(|| fwd.uri.as_sip().and_then(uri_destination)),
-            };
-            match dest {
-                Some(d) => {
-                    self.fork(ep, now, id, vec![(fwd, d)]);
-                }
-                None => {
-                    tracing::info!(%call_id, "cannot route in-dialog {method} to {}: not an IP address and not a registered contact", fwd.uri);
-                    self.final_local(ep, now, id, 404, "Not Found");
-                }
+            if in_dialog {
+                // A request in a dialog we record-routed: no lookup, no challenge.
+                self.route_onward(ep, now, id, request, svc);
+                return;
             }
-            return;
         }
+        let mut authenticated = false;
         if method != Method::Ack && method != Method::Cancel {
             match svc.authenticate(&request, now) {
-                AuthVerdict::Authenticated(_) | AuthVerdict::NotRequired => {}
+                AuthVerdict::Authenticated(_) => authenticated = true,
+                AuthVerdict::NotRequired => {}
                 AuthVerdict::Reject {
                     status,
                     reason,
@@ -522,6 +515,17 @@ impl Proxy {
                 }
             }
         }
+        if first_route(&request).is_some() || in_dialog {
+            // Somewhere else next (a pre-loaded Route, or a dialog we are not in): only
+            // for our own authenticated users, never as an open relay.
+            if authenticated {
+                self.route_onward(ep, now, id, request, svc);
+            } else {
+                tracing::info!(%call_id, "{method} from {} routed elsewhere without our Record-Route: refused with 403", source.remote);
+                self.final_local(ep, now, id, 403, "Forbidden");
+            }
+            return;
+        }
         match svc.lookup(&request.uri, now) {
             Lookup::Targets(t) => self.start_targets(ep, now, id, t),
             Lookup::UnknownUser => {
@@ -534,6 +538,36 @@ impl Proxy {
             }
             Lookup::Pending(token) => {
                 self.pending.insert(token, id);
+            }
+        }
+    }
+
+    /// 16.4-16.5 for a request that needs no lookup: the next hop is the next Route, or
+    /// the Request-URI (a registered contact through its flow, or an IP address).
+    fn route_onward<S: Location>(
+        &mut self,
+        ep: &mut Endpoint,
+        now: Instant,
+        id: u64,
+        fwd: Request,
+        svc: &mut S,
+    ) {
+        let dest = match first_route(&fwd) {
+            Some(r) => r.uri.as_sip().and_then(uri_destination),
+            None => svc
+                .resolve_contact(&fwd.uri, now)
+                .or_else(|| fwd.uri.as_sip().and_then(uri_destination)),
+        };
+        match dest {
+            Some(d) => self.fork(ep, now, id, vec![(fwd, d)]),
+            None => {
+                tracing::info!(
+                    call_id = fwd.headers.call_id().unwrap_or_default(),
+                    "cannot route {} to {}: not an IP address and not a registered contact",
+                    fwd.method,
+                    fwd.uri
+                );
+                self.final_local(ep, now, id, 404, "Not Found");
             }
         }
     }
@@ -569,6 +603,7 @@ impl Proxy {
                 ctx.request.method,
                 ctx.request.uri
             );
+            ctx.outcome = Some("not registered");
             self.final_local(ep, now, id, 480, "Temporarily Unavailable");
             return;
         }
@@ -758,7 +793,10 @@ impl Proxy {
             ctx.final_sent = true;
             let mut up = resp;
             up.headers.pop_top_via();
-            if first && ctx.request.method == Method::Invite {
+            if first
+                && ctx.request.method == Method::Invite
+                && ctx.request.headers.to().is_none_or(|t| t.tag().is_none())
+            {
                 let rec = CallRecord {
                     call_id: ctx.request.headers.call_id().unwrap_or_default().to_owned(),
                     caller: uri_of(ctx.request.headers.from()),
@@ -834,6 +872,9 @@ impl Proxy {
         let (timed_out, cancelled) = (ctx.timed_out, ctx.cancelled);
         match best {
             _ if timed_out && !cancelled => {
+                if let Some(c) = self.contexts.get_mut(&id) {
+                    c.outcome = Some("no answer");
+                }
                 tracing::info!(%call_id, "{method} to {target}: no answer, answering 480");
                 self.final_local(ep, now, id, 480, "Temporarily Unavailable");
             }
@@ -862,7 +903,9 @@ impl Proxy {
     }
 
     fn record_failure(&mut self, now: Instant, ctx: &Context, status: u16, reason: &str) {
-        if ctx.request.method != Method::Invite {
+        if ctx.request.method != Method::Invite
+            || ctx.request.headers.to().is_some_and(|t| t.tag().is_some())
+        {
             return;
         }
         self.records.push_back(CallRecord {
@@ -872,7 +915,7 @@ impl Proxy {
             start: ctx.start,
             answer: None,
             end: now,
-            result: result_words(status).to_owned(),
+            result: ctx.outcome.unwrap_or(result_words(status)).to_owned(),
             status,
             reason: reason.to_owned(),
         });
