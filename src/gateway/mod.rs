@@ -85,8 +85,13 @@ impl Gateway {
     }
 }
 
-/// Proxy settings for a node listening on these addresses.
-pub fn proxy_config(udp: &[std::net::SocketAddr], tcp: &[std::net::SocketAddr]) -> ProxyConfig {
+/// Proxy settings for a node listening on these addresses; the Record-Route URI carries
+/// the Node-ID (hex) in its `p2pnode` parameter.
+pub fn proxy_config(
+    udp: &[std::net::SocketAddr],
+    tcp: &[std::net::SocketAddr],
+    node_id: u128,
+) -> ProxyConfig {
     let mut local = Vec::new();
     if let Some(a) = udp.first() {
         local.push((Transport::Udp, *a));
@@ -96,6 +101,7 @@ pub fn proxy_config(udp: &[std::net::SocketAddr], tcp: &[std::net::SocketAddr]) 
     }
     ProxyConfig {
         local,
+        node_param: format!("{node_id:032x}"),
         ..ProxyConfig::default()
     }
 }

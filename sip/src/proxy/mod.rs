@@ -515,6 +515,14 @@ impl Proxy {
                 }
             }
         }
+        if authenticated {
+            // Our credentials are of no use further on (RFC 3261 22.3 lets the proxy
+            // consume its own; we are the only realm of our users).
+            request.headers.remove("Proxy-Authorization");
+            if let Some(c) = self.contexts.get_mut(&id) {
+                c.request = request.clone();
+            }
+        }
         if first_route(&request).is_some() || in_dialog {
             // Somewhere else next (a pre-loaded Route, or a dialog we are not in): only
             // for our own authenticated users, never as an open relay.

@@ -193,6 +193,7 @@ fn challenge_then_call_answered_and_hung_up() {
     let fwd = req(fwd).clone();
     assert_eq!(fwd.uri.to_string(), format!("sip:bob@{BOB1}"));
     assert_eq!(fwd.headers.max_forwards(), Some(69));
+    assert!(!fwd.headers.contains("Proxy-Authorization"));
     let rr = fwd.headers.get("Record-Route").unwrap();
     assert!(rr.contains(";lr") && rr.contains("p2pnode=local"), "{rr}");
     let top = fwd.headers.top_via().unwrap();
