@@ -31,7 +31,14 @@ impl Location for Loc {
 
 impl Authenticator for Loc {
     fn authenticate(&mut self, request: &Request, _now: Instant) -> AuthVerdict {
-        if request.headers.contains("Proxy-Authorization") {
+        let ours = request
+            .headers
+            .from()
+            .and_then(|f| f.uri.as_sip().map(|u| u.host == "example.com"))
+            .unwrap_or(false);
+        if !ours {
+            AuthVerdict::NotRequired
+        } else if request.headers.contains("Proxy-Authorization") {
             AuthVerdict::Authenticated("alice".into())
         } else {
             AuthVerdict::Reject {
@@ -419,4 +426,71 @@ fn pending_lookup_completes_later() {
     );
     let out = w.pump();
     assert_eq!(out[0].0, BOB1.parse::<SocketAddr>().unwrap());
+}
+
+#[test]
+fn no_open_relay_for_foreign_routes() {
+    let mut w = World::new(vec![target(BOB1, 1000)]);
+    // A stranger (no credentials: challenged first) with a pre-loaded foreign Route.
+    let routed = invite("bob", false).replace(
+        "Max-Forwards",
+        "Route: <sip:203.0.113.9;lr>\r\nMax-Forwards",
+    );
+    let out = w.recv(ALICE, routed.as_bytes());
+    assert_eq!(status(&out[1].1), 407);
+    // From another domain: not challenged, but not relayed either.
+    let stranger = routed
+        .replace("alice@example.com", "mallory@evil.example")
+        .replace("a1;", "a3;");
+    let out = w.recv(ALICE, stranger.as_bytes());
+    let st: Vec<u16> = out.iter().map(|(_, m)| status(m)).collect();
+    assert_eq!(st, vec![100, 403]);
+    // An in-dialog request that does not name us in its Route set: refused too.
+    let bye = format!(
+        "BYE sip:bob@{BOB1} SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKb9\r\n\
+Max-Forwards: 70\r\nFrom: <sip:mallory@evil.example>;tag=x\r\n\
+To: <sip:bob@example.com>;tag=y\r\nCall-ID: c9\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let out = w.recv(ALICE, bye.as_bytes());
+    assert_eq!(status(&out[0].1), 403);
+}
+
+#[test]
+fn target_flow_is_used_instead_of_the_contact() {
+    // Registered over TCP from behind a NAT: the Contact is private, the flow is not.
+    let flow = Destination {
+        transport: Transport::Tcp,
+        remote: "203.0.113.5:41000".parse().unwrap(),
+        conn: Some(crate::endpoint::ConnId(9)),
+    };
+    let t = Target {
+        uri: Uri::parse("sip:bob@10.0.0.5:5060;transport=tcp").unwrap(),
+        q: 1000,
+        dest: Some(flow),
+        path: Vec::new(),
+    };
+    let mut w = World::new(vec![t]);
+    w.proxy = Proxy::new(ProxyConfig {
+        local: vec![
+            (Transport::Udp, NODE.parse().unwrap()),
+            (Transport::Tcp, "192.0.2.10:5070".parse().unwrap()),
+        ],
+        ..ProxyConfig::default()
+    });
+    let out = w.recv(ALICE, invite("bob", true).as_bytes());
+    let (to, fwd) = &out[1];
+    assert_eq!(*to, flow.remote);
+    let fwd = req(fwd);
+    assert_eq!(fwd.uri.to_string(), "sip:bob@10.0.0.5:5060;transport=tcp");
+    let via = fwd.headers.top_via().unwrap();
+    assert_eq!(
+        (via.transport.as_str(), via.sent_by()),
+        ("TCP", "192.0.2.10:5070".to_owned())
+    );
+    assert!(
+        fwd.headers
+            .get("Record-Route")
+            .unwrap()
+            .contains("192.0.2.10:5070;transport=tcp;lr")
+    );
 }
