@@ -320,6 +320,16 @@ impl Proxy {
             .map_or(fallback, |(_, a)| *a)
     }
 
+    /// Our Record-Route value for one side.
+    fn rr_value(&self, transport: Transport, addr: SocketAddr) -> String {
+        let tp = match transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        };
+        format!("<sip:{addr}{tp};lr;p2pnode={}>", self.cfg.node_param)
+    }
+
     fn is_us(&self, uri: &Uri) -> bool {
         let Some(u) = uri.as_sip() else {
             return false;
@@ -481,7 +491,9 @@ impl Proxy {
         // 16.4: a Route naming us is taken off.
         let mut request = request;
         if first_route(&request).is_some_and(|r| self.is_us(&r.uri)) {
-            pop_first_route(&mut request);
+            while first_route(&request).is_some_and(|r| self.is_us(&r.uri)) {
+                pop_first_route(&mut request);
+            }
             if let Some(c) = self.contexts.get_mut(&id) {
                 c.request = request.clone();
             }
@@ -687,22 +699,22 @@ impl Proxy {
                 .max_forwards()
                 .map_or(70, |m| m.saturating_sub(1));
             fwd.headers.set("Max-Forwards", mf.to_string());
-            // Step 4: Record-Route for dialog-creating requests.
+            // Step 4: Record-Route for dialog-creating requests; two entries when the
+            // request changes transport or interface (RFC 5658 double Record-Route), the
+            // one facing the callee on top.
             let local = self.local_addr(dest.transport, source.local);
             if matches!(
                 fwd.method,
                 Method::Invite | Method::Subscribe | Method::Refer
             ) && fwd.headers.to().is_none_or(|t| t.tag().is_none())
             {
-                let tp = match dest.transport {
-                    Transport::Udp => "",
-                    Transport::Tcp => ";transport=tcp",
-                    Transport::Tls => ";transport=tls",
-                };
-                fwd.headers.push_front(
-                    "Record-Route",
-                    format!("<sip:{local}{tp};lr;p2pnode={}>", self.cfg.node_param),
-                );
+                let inbound = self.local_addr(source.transport, source.local);
+                if (source.transport, inbound) != (dest.transport, local) {
+                    fwd.headers
+                        .push_front("Record-Route", self.rr_value(source.transport, inbound));
+                }
+                fwd.headers
+                    .push_front("Record-Route", self.rr_value(dest.transport, local));
             }
             // Step 8: our Via.
             let branch = format!("{MAGIC_COOKIE}p2p{hash}.{}{}", base + i, id);
@@ -1022,7 +1034,7 @@ impl Proxy {
         if self.is_loop(&ack) {
             return;
         }
-        if first_route(&ack).is_some_and(|r| self.is_us(&r.uri)) {
+        while first_route(&ack).is_some_and(|r| self.is_us(&r.uri)) {
             pop_first_route(&mut ack);
         }
         let dest = match first_route(&ack) {

@@ -487,10 +487,19 @@ fn target_flow_is_used_instead_of_the_contact() {
         (via.transport.as_str(), via.sent_by()),
         ("TCP", "192.0.2.10:5070".to_owned())
     );
-    assert!(
-        fwd.headers
-            .get("Record-Route")
-            .unwrap()
-            .contains("192.0.2.10:5070;transport=tcp;lr")
+    // Double Record-Route (RFC 5658): TCP side for the callee on top, UDP for the caller.
+    let rr: Vec<&str> = fwd.headers.get_all("Record-Route").collect();
+    assert_eq!(rr.len(), 2, "{rr:?}");
+    assert!(rr[0].contains("192.0.2.10:5070;transport=tcp;lr"), "{rr:?}");
+    assert!(rr[1].starts_with("<sip:192.0.2.10:5060;lr"), "{rr:?}");
+    // The callee's BYE carries both as Route: both are taken off, then the caller's contact.
+    let bye = format!(
+        "BYE sip:alice@198.51.100.1:5060 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.5:5060;branch=z9hG4bKbt\r\n\
+Route: {}\r\nRoute: {}\r\nMax-Forwards: 70\r\nFrom: <sip:bob@example.com>;tag=b\r\n\
+To: <sip:alice@example.com>;tag=fa\r\nCall-ID: call1\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        rr[0], rr[1]
     );
+    let out = w.recv(BOB1, bye.as_bytes());
+    assert_eq!(out[0].0, ALICE.parse::<SocketAddr>().unwrap());
+    assert!(!req(&out[0].1).headers.contains("Route"));
 }
