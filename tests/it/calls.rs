@@ -33,13 +33,22 @@ fn addr_after(line: &str, marker: &str) -> SocketAddr {
 }
 
 fn start() -> (NodeProc, SocketAddr) {
+    let (n, udp, _) = start_both();
+    (n, udp)
+}
+
+fn start_both() -> (NodeProc, SocketAddr, SocketAddr) {
     let mut n = NodeProc::start(&config());
     let udp = addr_after(
         &n.wait_line("SIP listening on udp", T),
         "SIP listening on udp ",
     );
+    let tcp = addr_after(
+        &n.wait_line("SIP listening on tcp", T),
+        "SIP listening on tcp ",
+    );
     n.wait_line("node is up", T);
-    (n, udp)
+    (n, udp, tcp)
 }
 
 fn have(tool: &str, arg: &str) -> bool {
@@ -289,11 +298,23 @@ fn sipp_unregistered_480_and_unknown_404() {
 /// nothing; the caller quits after a few seconds, hanging up.
 #[test]
 fn baresip_calls_baresip() {
+    baresip_call("udp", "udp");
+}
+
+/// The same with the callee registered over TCP: the INVITE goes down its registration
+/// connection and the proxy record-routes twice (UDP side, TCP side).
+#[test]
+fn baresip_udp_calls_baresip_tcp() {
+    baresip_call("udp", "tcp");
+}
+
+fn baresip_call(caller_transport: &str, callee_transport: &str) {
     if !have("baresip", "-h") {
         return;
     }
-    let (mut n, udp) = start();
-    let phone = |user: &str, extra: &str| {
+    let (mut n, udp, tcp) = start_both();
+    let phone = |user: &str, transport: &str| {
+        let node = if transport == "tcp" { tcp } else { udp };
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("config"),
@@ -306,14 +327,14 @@ fn baresip_calls_baresip() {
         std::fs::write(
             dir.path().join("accounts"),
             format!(
-                "<sip:{user}@p2psip.local>;auth_pass=pw-{user};\
-                 outbound=\"sip:{udp}\";regint=600;answermode=auto{extra}\n"
+                "<sip:{user}@p2psip.local;transport={transport}>;auth_pass=pw-{user};\
+                 outbound=\"sip:{node};transport={transport}\";regint=600;answermode=auto\n"
             ),
         )
         .unwrap();
         dir
     };
-    let callee_dir = phone("1004", "");
+    let callee_dir = phone("1004", callee_transport);
     let mut callee = Command::new("baresip")
         .arg("-f")
         .arg(callee_dir.path())
@@ -324,7 +345,7 @@ fn baresip_calls_baresip() {
         .spawn()
         .expect("spawn baresip");
     n.wait_line("registered 1004@p2psip.local", T);
-    let caller_dir = phone("1003", "");
+    let caller_dir = phone("1003", caller_transport);
     let mut caller = Command::new("baresip")
         .arg("-f")
         .arg(caller_dir.path())
