@@ -65,7 +65,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     // The overlay links (TLS/DTLS with these certificates) use it once they run in the node.
-    let _identity = crate::pki::local::ensure_local_identity(
+    let identity = crate::pki::local::ensure_local_identity(
         &data_dir,
         &loaded.config.overlay.instance_name,
         &loaded.config.overlay.node_user,
@@ -85,7 +85,13 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
     })?;
     let registrar = start_registrar(&loaded)?;
     tokio::spawn(gateway::run_expiry(registrar.clone(), shutdown_rx.clone()));
-    let mut sip_task = tokio::spawn(sip.serve_with(Gateway::new(registrar.clone()), shutdown_rx));
+    let proxy = gateway::proxy_config(sip.udp_addrs(), sip.tcp_addrs(), identity.node_id.0);
+    let calls = gateway::calllog::CallLog::new(
+        data_dir.join("calls.jsonl"),
+        gateway::calllog::DEFAULT_MAX_BYTES,
+    );
+    let app = Gateway::new(registrar.clone(), proxy, Some(calls));
+    let mut sip_task = tokio::spawn(sip.serve_with(app, shutdown_rx));
     tracing::info!("node is up");
     let mut signals = signals;
     let outcome = loop {

@@ -18,7 +18,8 @@ use crate::transaction::{
 use crate::transaction::{
     InviteClientState, InviteServerState, NonInviteClientState, NonInviteServerState,
 };
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -242,6 +243,8 @@ struct ServerTx {
     dest: Destination,
     to_tag: String,
     request: Request,
+    /// Deadline and sequence number of this transaction's live entry in the timer heap.
+    scheduled: Option<(Instant, u64)>,
 }
 
 impl ServerTx {
@@ -270,6 +273,8 @@ enum ClientKind {
 struct ClientTx {
     kind: ClientKind,
     dest: Destination,
+    /// Deadline and sequence number of this transaction's live entry in the timer heap.
+    scheduled: Option<(Instant, u64)>,
 }
 
 impl ClientTx {
@@ -288,12 +293,47 @@ impl ClientTx {
     }
 }
 
+/// Which transaction table a timer entry points into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Side {
+    Server,
+    Client,
+}
+
+/// One entry of the timer heap: (deadline, sequence number, table, key). An entry is live
+/// while its transaction's `timer_seq` equals its sequence number; rescheduling pushes a
+/// new entry and leaves the old one to be skipped (lazy deletion).
+#[derive(Debug)]
+struct TimerEntry(Instant, u64, Side, TransactionKey);
+
+// Ordered by (deadline, sequence number) only: sequence numbers are unique.
+impl PartialEq for TimerEntry {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0, self.1) == (other.0, other.1)
+    }
+}
+impl Eq for TimerEntry {}
+impl PartialOrd for TimerEntry {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for TimerEntry {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0, self.1).cmp(&(other.0, other.1))
+    }
+}
+
 /// The SIP endpoint: transport-facing parsing, transactions and local answers.
 #[derive(Debug)]
 pub struct Endpoint {
     cfg: EndpointConfig,
     servers: HashMap<TransactionKey, ServerTx>,
     clients: HashMap<TransactionKey, ClientTx>,
+    /// Deadlines of all transactions; the top is always live (see `purge_timers`), so
+    /// `poll_timeout` is a peek and a timeout touches only due transactions.
+    timers: BinaryHeap<Reverse<TimerEntry>>,
+    timer_seq: u64,
     out: VecDeque<Output>,
     rng: u64,
 }
@@ -341,6 +381,8 @@ impl Endpoint {
             cfg,
             servers: HashMap::new(),
             clients: HashMap::new(),
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
             out: VecDeque::new(),
             rng,
         }
@@ -409,9 +451,76 @@ impl Endpoint {
     /// When `handle_input(now, Input::Timeout)` should next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let s = self.servers.values().filter_map(ServerTx::poll_timeout);
-        let c = self.clients.values().filter_map(ClientTx::poll_timeout);
-        s.chain(c).min()
+        self.timers.peek().map(|Reverse(TimerEntry(t, ..))| *t)
+    }
+
+    /// Whether a heap entry still stands for its transaction's current deadline.
+    fn entry_live(&self, seq: u64, side: Side, key: &TransactionKey) -> bool {
+        let live = match side {
+            Side::Server => self.servers.get(key).and_then(|s| s.scheduled),
+            Side::Client => self.clients.get(key).and_then(|c| c.scheduled),
+        };
+        live.is_some_and(|(_, s)| s == seq)
+    }
+
+    /// Pops stale entries off the top so that the top is live (amortised: every entry is
+    /// pushed and popped once).
+    fn purge_timers(&mut self) {
+        while let Some(Reverse(TimerEntry(_, seq, side, key))) = self.timers.peek() {
+            if self.entry_live(*seq, *side, key) {
+                return;
+            }
+            self.timers.pop();
+        }
+    }
+
+    /// Re-reads a transaction's deadline after it changed state: pushes a new heap entry
+    /// when the deadline moved and removes a terminated transaction.
+    fn reschedule(&mut self, side: Side, key: &TransactionKey) {
+        let (deadline, terminated, scheduled) = match side {
+            Side::Server => match self.servers.get(key) {
+                Some(s) => (s.poll_timeout(), s.terminated(), s.scheduled),
+                None => return,
+            },
+            Side::Client => match self.clients.get(key) {
+                Some(c) => (c.poll_timeout(), c.terminated(), c.scheduled),
+                None => return,
+            },
+        };
+        if terminated {
+            match side {
+                Side::Server => {
+                    self.servers.remove(key);
+                }
+                Side::Client => {
+                    self.clients.remove(key);
+                }
+            }
+            self.purge_timers();
+            return;
+        }
+        if deadline == scheduled.map(|(d, _)| d) {
+            return;
+        }
+        let entry = deadline.map(|d| {
+            self.timer_seq += 1;
+            self.timers
+                .push(Reverse(TimerEntry(d, self.timer_seq, side, key.clone())));
+            (d, self.timer_seq)
+        });
+        match side {
+            Side::Server => {
+                if let Some(s) = self.servers.get_mut(key) {
+                    s.scheduled = entry;
+                }
+            }
+            Side::Client => {
+                if let Some(c) = self.clients.get_mut(key) {
+                    c.scheduled = entry;
+                }
+            }
+        }
+        self.purge_timers();
     }
 
     /// How many server and client transactions are alive.
@@ -472,6 +581,7 @@ impl Endpoint {
             ClientKind::NonInvite(t) => (t.on_response(now, resp.status), None),
             ClientKind::Invite(t) => t.on_response(now, &resp),
         };
+        self.reschedule(Side::Client, &key);
         if let Some(ack) = ack {
             self.transmit(dest, ack);
         }
@@ -500,6 +610,7 @@ impl Endpoint {
                 Some(ServerKind::Invite(t)) => t.on_ack(now),
                 _ => AckOutcome::PassUp,
             };
+            self.reschedule(Side::Server, &key);
             if outcome == AckOutcome::PassUp {
                 self.event(Event::Ack {
                     request: req,
@@ -534,6 +645,7 @@ impl Endpoint {
                 dest,
                 to_tag,
                 request: req.clone(),
+                scheduled: None,
             },
         );
         if req.method == Method::Invite {
@@ -698,6 +810,7 @@ impl Endpoint {
             ServerKind::Invite(t) => t.send_response(now, response.status, bytes)?,
         };
         let d = s.dest;
+        self.reschedule(Side::Server, key);
         self.transmit(d, bytes);
         Ok(())
     }
@@ -744,7 +857,15 @@ impl Endpoint {
                 b,
             )
         };
-        self.clients.insert(key.clone(), ClientTx { kind, dest });
+        self.clients.insert(
+            key.clone(),
+            ClientTx {
+                kind,
+                dest,
+                scheduled: None,
+            },
+        );
+        self.reschedule(Side::Client, &key);
         self.transmit(dest, bytes);
         Ok(key)
     }
@@ -755,35 +876,48 @@ impl Endpoint {
     }
 
     fn on_timeout(&mut self, now: Instant) {
-        let mut outputs = Vec::new();
-        for (key, s) in &mut self.servers {
-            if s.poll_timeout().is_none_or(|t| t > now) {
-                continue;
+        let mut due = Vec::new();
+        while let Some(Reverse(TimerEntry(t, seq, side, key))) = self.timers.peek() {
+            if *t > now {
+                break;
             }
-            match &mut s.kind {
-                ServerKind::NonInvite(t) => t.handle_timeout(now),
-                ServerKind::Invite(t) => {
-                    for ev in t.handle_timeout(now) {
-                        outputs.push(tx_output(ev, s.dest, key));
+            if self.entry_live(*seq, *side, key) {
+                due.push((*side, key.clone()));
+            }
+            self.timers.pop();
+        }
+        for (side, key) in due {
+            match side {
+                Side::Server => {
+                    if let Some(s) = self.servers.get_mut(&key) {
+                        s.scheduled = None;
+                        if let ServerKind::Invite(t) = &mut s.kind {
+                            let dest = s.dest;
+                            for ev in t.handle_timeout(now) {
+                                self.out.push_back(tx_output(ev, dest, &key));
+                            }
+                        } else if let ServerKind::NonInvite(t) = &mut s.kind {
+                            t.handle_timeout(now);
+                        }
+                    }
+                }
+                Side::Client => {
+                    if let Some(c) = self.clients.get_mut(&key) {
+                        c.scheduled = None;
+                        let dest = c.dest;
+                        let evs = match &mut c.kind {
+                            ClientKind::NonInvite(t) => t.handle_timeout(now),
+                            ClientKind::Invite(t) => t.handle_timeout(now),
+                        };
+                        for ev in evs {
+                            self.out.push_back(tx_output(ev, dest, &key));
+                        }
                     }
                 }
             }
+            self.reschedule(side, &key);
         }
-        for (key, c) in &mut self.clients {
-            if c.poll_timeout().is_none_or(|t| t > now) {
-                continue;
-            }
-            let evs = match &mut c.kind {
-                ClientKind::NonInvite(t) => t.handle_timeout(now),
-                ClientKind::Invite(t) => t.handle_timeout(now),
-            };
-            for ev in evs {
-                outputs.push(tx_output(ev, c.dest, key));
-            }
-        }
-        self.out.extend(outputs);
-        self.servers.retain(|_, s| !s.terminated());
-        self.clients.retain(|_, c| !c.terminated());
+        self.purge_timers();
     }
 }
 
@@ -1170,5 +1304,56 @@ To: <sip:a@b>;tag=1\r\nFrom: <sip:a@b>;tag=2\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\
             ep.respond(t0, key, Response::new(200, "OK")),
             Err(EndpointError::UnknownTransaction)
         );
+    }
+
+    #[test]
+    fn timer_heap_tracks_rescheduled_and_finished_transactions() {
+        let t0 = crate::transaction::test_epoch();
+        let mut ep = Endpoint::new(EndpointConfig::default());
+        let dest = Destination {
+            transport: Transport::Udp,
+            remote: PHONE.parse().unwrap(),
+            conn: None,
+        };
+        let SipMessage::Request(base) = parse_message(invite().as_bytes()).unwrap() else {
+            panic!()
+        };
+        let mut keys = Vec::new();
+        for i in 0..3u64 {
+            let mut req = base.clone();
+            let b = ep.new_branch();
+            req.headers.set(
+                "Via",
+                Via::new("UDP", "192.0.2.10", Some(5060), &b).to_string(),
+            );
+            let at = t0 + Duration::from_millis(10 * i);
+            keys.push((ep.send_request(at, req.clone(), dest).unwrap(), req));
+        }
+        drain(&mut ep);
+        // Timer A of the first INVITE.
+        assert_eq!(ep.poll_timeout(), Some(t0 + Duration::from_millis(500)));
+        // A 180 stops Timer A of the first: the next deadline is the second's Timer A.
+        let ringing = crate::response::response_to(&keys[0].1, 180, "Ringing", Some("t"), None);
+        ep.handle_input(
+            t0,
+            Input::Received {
+                transport: Transport::Udp,
+                local: LOCAL.parse().unwrap(),
+                remote: PHONE.parse().unwrap(),
+                conn: None,
+                bytes: ringing.to_bytes(),
+            },
+        );
+        drain(&mut ep);
+        assert_eq!(ep.poll_timeout(), Some(t0 + Duration::from_millis(510)));
+        // Only the due transaction retransmits.
+        ep.handle_input(t0 + Duration::from_millis(515), Input::Timeout);
+        assert_eq!(drain(&mut ep).len(), 1);
+        assert_eq!(ep.poll_timeout(), Some(t0 + Duration::from_millis(520)));
+        // The first (Proceeding, no timer) stays; the others time out with Timer B.
+        while let Some(t) = ep.poll_timeout() {
+            ep.handle_input(t, Input::Timeout);
+        }
+        assert_eq!(ep.transaction_count(), (0, 1));
     }
 }

@@ -49,6 +49,7 @@ pub mod endpoint;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod message;
+pub mod proxy;
 pub mod registrar;
 pub mod response;
 pub mod transaction;

@@ -1,13 +1,20 @@
-//! The gateway between phones and the overlay. For now: REGISTER goes to the sans-IO
-//! [`Registrar`]; every other request keeps the stand-in answer (501) until the proxy
-//! exists. Binding changes are logged; storing them in the overlay (RFC 7904) comes later.
+//! The gateway between phones and the overlay. REGISTER goes to the sans-IO
+//! [`Registrar`]; every other request to the sans-IO [`Proxy`], which finds targets
+//! through the registrar's bindings ([`Services`], the [`Location`] of this node) and
+//! authenticates callers against the same users. Call records go to `calls.jsonl`.
+//! Binding changes are logged; storing them in the overlay (RFC 7904) comes later.
 
+pub mod calllog;
 pub mod users;
 
 use crate::sip_transport::SipApp;
 use sip::message::Method;
-use sip::registrar::{Outcome, RegisterContext, Registrar, RegistrarEvent, RemovalReason, User};
-use sip::{Endpoint, Event, Source, Transport};
+use sip::message::{Request, Uri};
+use sip::proxy::{AuthVerdict, Authenticator, Location, Lookup, Proxy, ProxyConfig, Target};
+use sip::registrar::{
+    Binding, Outcome, RegisterContext, Registrar, RegistrarEvent, RemovalReason, User,
+};
+use sip::{Destination, Endpoint, Event, Source, Transport};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::{Notify, watch};
@@ -45,12 +52,191 @@ impl Shared {
 /// The SIP application of the node.
 pub struct Gateway {
     shared: Shared,
+    proxy: Proxy,
+    calls: Option<calllog::CallLog>,
 }
 
 impl Gateway {
-    /// A gateway over the shared registrar.
-    pub fn new(shared: Shared) -> Self {
-        Gateway { shared }
+    /// A gateway over the shared registrar, proxying with `proxy` and writing call
+    /// records to `calls` (none: not written).
+    pub fn new(shared: Shared, proxy: ProxyConfig, calls: Option<calllog::CallLog>) -> Self {
+        Gateway {
+            shared,
+            proxy: Proxy::new(proxy),
+            calls,
+        }
+    }
+
+    fn write_records(&mut self, now: Instant) {
+        while let Some(rec) = self.proxy.poll_record() {
+            tracing::info!(
+                "call {} from {} to {}: {} ({} {})",
+                rec.call_id,
+                bare(&rec.caller),
+                bare(&rec.callee),
+                rec.result,
+                rec.status,
+                rec.reason
+            );
+            if let Some(log) = &mut self.calls {
+                log.write(&rec, now);
+            }
+        }
+    }
+}
+
+/// Proxy settings for a node listening on these addresses; the Record-Route URI carries
+/// the Node-ID (hex) in its `p2pnode` parameter.
+pub fn proxy_config(
+    udp: &[std::net::SocketAddr],
+    tcp: &[std::net::SocketAddr],
+    node_id: u128,
+) -> ProxyConfig {
+    let mut local = Vec::new();
+    if let Some(a) = udp.first() {
+        local.push((Transport::Udp, *a));
+    }
+    if let Some(a) = tcp.first() {
+        local.push((Transport::Tcp, *a));
+    }
+    ProxyConfig {
+        local,
+        node_param: format!("{node_id:032x}"),
+        ..ProxyConfig::default()
+    }
+}
+
+/// The registrar seen by the proxy: location of local bindings and digest checks.
+pub struct Services<'a> {
+    reg: &'a mut Registrar,
+}
+
+impl Services<'_> {
+    fn binding_dest(b: &Binding) -> Option<Destination> {
+        // RFC 5626 / NAT: the flow the phone registered on, when the Contact is not
+        // where its messages come from (or a stream connection must be reused).
+        let contact = b.contact.uri.as_sip().and_then(sip::proxy::uri_destination);
+        let flow = Destination {
+            transport: b.source.transport,
+            remote: b.source.remote,
+            conn: b.source.conn,
+        };
+        if b.outbound || b.behind_nat || b.source.transport.is_reliable() || contact.is_none() {
+            Some(flow)
+        } else {
+            None
+        }
+    }
+}
+
+impl Location for Services<'_> {
+    fn lookup(&mut self, uri: &Uri, now: Instant) -> Lookup {
+        let Some(sip_uri) = uri.as_sip() else {
+            return Lookup::NotOurs;
+        };
+        if !self.reg.serves_host(&sip_uri.host) {
+            return Lookup::NotOurs;
+        }
+        if let Some((_, b)) = sip_uri
+            .param("gr")
+            .and_then(|_| self.reg.resolve_temp_gruu(&uri.to_string(), now))
+        {
+            return Lookup::Targets(vec![Target {
+                uri: b.contact.uri.clone(),
+                q: b.q,
+                dest: Self::binding_dest(&b),
+                path: b.path.clone(),
+            }]);
+        }
+        let Some(user) = sip_uri.user() else {
+            return Lookup::UnknownUser;
+        };
+        if !self.reg.has_user(user) {
+            return Lookup::UnknownUser;
+        }
+        let targets = self
+            .reg
+            .lookup(user, now)
+            .iter()
+            .map(|b| Target {
+                uri: b.contact.uri.clone(),
+                q: b.q,
+                dest: Self::binding_dest(b),
+                path: b.path.clone(),
+            })
+            .collect();
+        Lookup::Targets(targets)
+    }
+
+    fn resolve_contact(&mut self, uri: &Uri, now: Instant) -> Option<Destination> {
+        let sip_uri = uri.as_sip()?;
+        let user = sip_uri.user()?;
+        self.reg
+            .lookup(user, now)
+            .into_iter()
+            .find(|b| {
+                b.contact.uri.as_sip().is_some_and(|c| {
+                    c.host.eq_ignore_ascii_case(&sip_uri.host)
+                        && c.port == sip_uri.port
+                        && c.user() == Some(user)
+                })
+            })
+            .and_then(|b| Self::binding_dest(&b))
+    }
+}
+
+impl Authenticator for Services<'_> {
+    fn authenticate(&mut self, request: &Request, now: Instant) -> AuthVerdict {
+        // Callers claiming one of our users prove it (RFC 3261 22.3); callers from other
+        // domains reach our users unchallenged.
+        let Some(from) = request.headers.from() else {
+            return AuthVerdict::Reject {
+                status: 400,
+                reason: "Bad From".into(),
+                headers: Vec::new(),
+            };
+        };
+        let Some(from_sip) = from.uri.as_sip() else {
+            return AuthVerdict::NotRequired;
+        };
+        if !self.reg.serves_host(&from_sip.host) {
+            return AuthVerdict::NotRequired;
+        }
+        let claimed = from_sip.user().unwrap_or_default().to_owned();
+        let source = Source {
+            transport: Transport::Udp,
+            local: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            remote: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            conn: None,
+        };
+        let ctx = RegisterContext {
+            request,
+            source,
+            now,
+            unix_secs: unix_now(),
+            random: rand::random(),
+        };
+        match self.reg.authenticate_proxy(&ctx, &claimed) {
+            Ok(user) if user == claimed => AuthVerdict::Authenticated(user),
+            Ok(user) => {
+                tracing::info!("user {user} may not call as {claimed}: 403");
+                AuthVerdict::Reject {
+                    status: 403,
+                    reason: "Forbidden".into(),
+                    headers: vec![],
+                }
+            }
+            Err(reply) => {
+                if reply.status != 407 {
+                    tracing::info!("caller {claimed} refused: {:?}", reply.outcome);
+                }
+                AuthVerdict::Reject {
+                    status: reply.status,
+                    reason: reply.reason,
+                    headers: reply.headers,
+                }
+            }
+        }
     }
 }
 
@@ -189,17 +375,45 @@ impl SipApp for Gateway {
                 if request.method == Method::Register {
                     self.on_register(endpoint, now, &key, &request, source);
                 } else {
-                    tracing::debug!("no proxy yet, answering {} with 501", request.method);
-                    if let Err(e) = endpoint.reply(now, &key, 501, "Not Implemented") {
-                        tracing::warn!("could not answer {}: {e}", request.method);
-                    }
+                    self.proxy_event(
+                        endpoint,
+                        now,
+                        Event::Request {
+                            key,
+                            request,
+                            source,
+                        },
+                    );
                 }
             }
             Event::Dropped { remote, reason } => {
                 tracing::debug!("dropped SIP message from {remote}: {reason}");
             }
-            other => tracing::debug!(?other, "SIP event ignored"),
+            other => self.proxy_event(endpoint, now, other),
         }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.proxy.poll_timeout()
+    }
+
+    fn on_timeout(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        self.proxy.handle_timeout(endpoint, now);
+        self.write_records(now);
+    }
+}
+
+impl Gateway {
+    fn proxy_event(&mut self, endpoint: &mut Endpoint, now: Instant, event: Event) {
+        let left = {
+            let mut reg = self.shared.lock();
+            let mut svc = Services { reg: &mut reg };
+            self.proxy.on_event(endpoint, now, event, &mut svc)
+        };
+        if let Some(ev) = left {
+            tracing::debug!(?ev, "SIP event ignored");
+        }
+        self.write_records(now);
     }
 }
 

@@ -118,6 +118,14 @@ enum ToDriver {
 pub trait SipApp: Send {
     /// Handles one event.
     fn on_event(&mut self, endpoint: &mut Endpoint, now: std::time::Instant, event: Event);
+
+    /// When the application's own timers next need [`SipApp::on_timeout`].
+    fn poll_timeout(&self) -> Option<std::time::Instant> {
+        None
+    }
+
+    /// The application's timers are due.
+    fn on_timeout(&mut self, _endpoint: &mut Endpoint, _now: std::time::Instant) {}
 }
 
 /// The stand-in application: answers requests with 501 and logs the rest.
@@ -178,7 +186,10 @@ impl Bound {
             if *shutdown.borrow() {
                 break;
             }
-            let deadline = endpoint.poll_timeout();
+            let deadline = match (endpoint.poll_timeout(), app.poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::select! {
                 changed = shutdown.changed() => {
                     if changed.is_err() {
@@ -204,6 +215,7 @@ impl Bound {
                 () = sleep_until(deadline) => {
                     let now = tokio::time::Instant::now().into_std();
                     endpoint.handle_input(now, Input::Timeout);
+                    app.on_timeout(&mut endpoint, now);
                 }
             }
             let now = tokio::time::Instant::now().into_std();

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod calls;
 mod decode;
 mod harness;
 mod node_start;

@@ -356,6 +356,16 @@ impl Registrar {
         self.users.len()
     }
 
+    /// Whether `user` may register (and place calls).
+    pub fn has_user(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// Whether `host` names the domain served here (domain, alias or, if allowed, an IP).
+    pub fn serves_host(&self, host: &str) -> bool {
+        self.host_is_ours(host)
+    }
+
     /// The canonical address-of-record of a user: `sip:user@domain`.
     pub fn aor_of(&self, user: &str) -> String {
         format!("sip:{user}@{}", self.cfg.domain)
@@ -505,7 +515,13 @@ impl Registrar {
             || (self.cfg.accept_ip_hosts && is_ip_literal(host))
     }
 
-    fn challenge(&mut self, ctx: &RegisterContext<'_>, user: Option<&str>, stale: bool) -> Reply {
+    fn challenge_as(
+        &mut self,
+        ctx: &RegisterContext<'_>,
+        user: Option<&str>,
+        stale: bool,
+        proxy: bool,
+    ) -> Reply {
         let mut nonce_random = [0u8; 16];
         nonce_random.copy_from_slice(ctx.random.get(..16).unwrap_or(&[0u8; 16]));
         let nonce = self.nonces.issue(ctx.unix_secs, nonce_random);
@@ -523,7 +539,12 @@ impl Registrar {
             })
             .filter(|a| !a.is_empty())
             .unwrap_or_else(|| offered.clone());
-        let mut reply = Reply::new(401, "Unauthorized", Outcome::Challenged { stale });
+        let (status, reason, header) = if proxy {
+            (407, "Proxy Authentication Required", "Proxy-Authenticate")
+        } else {
+            (401, "Unauthorized", "WWW-Authenticate")
+        };
+        let mut reply = Reply::new(status, reason, Outcome::Challenged { stale });
         for algorithm in algorithms {
             let ch = Challenge {
                 realm: self.cfg.domain.clone(),
@@ -533,16 +554,41 @@ impl Registrar {
                 qop_auth: true,
                 stale,
             };
-            reply = reply.header("WWW-Authenticate", ch.to_header_value());
+            reply = reply.header(header, ch.to_header_value());
         }
         reply
     }
 
     /// Checks the credentials; `Ok(username)` when they are right.
     fn authenticate(&mut self, ctx: &RegisterContext<'_>, to_user: &str) -> Result<String, Reply> {
+        self.authenticate_as(ctx, to_user, false)
+    }
+
+    /// Authenticates a request a proxy forwards (RFC 3261 22.3): `Proxy-Authorization`
+    /// checked against the users, `Ok(username)` when right, otherwise the 407 challenge
+    /// (or 403/400) to answer with. `claimed_user` picks the algorithms offered.
+    pub fn authenticate_proxy(
+        &mut self,
+        ctx: &RegisterContext<'_>,
+        claimed_user: &str,
+    ) -> Result<String, Reply> {
+        self.authenticate_as(ctx, claimed_user, true)
+    }
+
+    fn authenticate_as(
+        &mut self,
+        ctx: &RegisterContext<'_>,
+        to_user: &str,
+        proxy: bool,
+    ) -> Result<String, Reply> {
         let realm = self.cfg.domain.clone();
         let mut creds = None;
-        for value in ctx.request.headers.get_all("Authorization") {
+        let auth_header = if proxy {
+            "Proxy-Authorization"
+        } else {
+            "Authorization"
+        };
+        for value in ctx.request.headers.get_all(auth_header) {
             match Credentials::parse(value) {
                 Ok(c) if c.realm == realm => {
                     creds = Some(c);
@@ -559,7 +605,7 @@ impl Registrar {
             }
         }
         let Some(creds) = creds else {
-            return Err(self.challenge(ctx, Some(to_user), false));
+            return Err(self.challenge_as(ctx, Some(to_user), false, proxy));
         };
         // Unknown users, and algorithms a user has no HA1 for, are checked against a dummy
         // HA1: the same work and the same 403 as a wrong password.
@@ -571,10 +617,13 @@ impl Registrar {
             Some(h) => h.clone(),
             None => crate::auth::ha1(creds.algorithm, &creds.username, &realm, &self.dummy_secret),
         };
-        match self
-            .nonces
-            .verify(ctx.unix_secs, &creds, &realm, &ha1, "REGISTER")
-        {
+        match self.nonces.verify(
+            ctx.unix_secs,
+            &creds,
+            &realm,
+            &ha1,
+            ctx.request.method.as_str(),
+        ) {
             Ok(()) if known.is_some() => Ok(creds.username),
             Ok(()) | Err(AuthError::WrongDigest) => Err(Reply::reject(
                 403,
@@ -582,14 +631,14 @@ impl Registrar {
                 format!("wrong password or unknown user {:?}", creds.username),
             )),
             Err(AuthError::Stale) | Err(AuthError::UnknownNonce) if known.is_some() => {
-                Err(self.challenge(ctx, Some(&creds.username), true))
+                Err(self.challenge_as(ctx, Some(&creds.username), true, proxy))
             }
             Err(AuthError::Malformed) => Err(Reply::reject(
                 400,
                 "Bad Authorization",
                 "malformed Authorization header",
             )),
-            Err(_) => Err(self.challenge(ctx, Some(&creds.username), false)),
+            Err(_) => Err(self.challenge_as(ctx, Some(&creds.username), false, proxy)),
         }
     }
 

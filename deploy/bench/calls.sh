@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Call throughput of one p2psip node as a stateful proxy, and of Kamailio (tm + registrar,
+# deploy/bench/kamailio-proxy.cfg) as a reference, on loopback.
+#
+# The callee "1001" registers from a SIPp UAS (deploy/sipp/register.xml, then uas.xml on
+# the same port); a SIPp UAC as "1000" runs deploy/sipp/uac.xml (INVITE, 407, ACK, INVITE
+# with Proxy-Authorization, 180, 200, ACK, BYE, 200) at increasing call rates, STEP_SECS
+# seconds per rate, and stops at the first rate with a failed call or that was not reached
+# (below 90 %). For each rate: the rate reached, failed calls and the setup time (first
+# INVITE to 200 OK, so both round trips of the 407 exchange) at p50/p99 in whole ms.
+#
+#   deploy/bench/calls.sh                   # both targets
+#   TARGETS=p2psip deploy/bench/calls.sh    # only p2psip
+#   RATES="100 200" STEP_SECS=5 deploy/bench/calls.sh
+#
+# Needs sipp and, for the reference, kamailio. Builds p2psip in release mode unless
+# P2PSIP_BIN points at a binary. Bounded to about 3 minutes; loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+
+RATES=${RATES:-"200 400 800 1600"}
+STEP_SECS=${STEP_SECS:-8}
+TARGETS=${TARGETS:-"p2psip kamailio"}
+
+command -v sipp >/dev/null || { echo "calls.sh: sipp is not installed (apt install sip-tester)"; exit 1; }
+
+if [ -z "${P2PSIP_BIN:-}" ]; then
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/p2psip-target}"
+  cargo build --release --bin p2psip -q
+  P2PSIP_BIN="$CARGO_TARGET_DIR/release/p2psip"
+fi
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+printf 'SEQUENTIAL\n1000;[authentication username=1000 password=bench]\n' > "$WORK/caller.csv"
+printf 'SEQUENTIAL\n1001;[authentication username=1001 password=bench]\n' > "$WORK/callee.csv"
+
+start_p2psip() {
+  mkdir -p "$WORK/p2psip"
+  printf 'sip:\n  udp: ["127.0.0.1:0"]\n  tcp: []\nregistrar:\n  digest_algorithms: [MD5]\nlog:\n  level: warn\nusers:\n  - {name: "1000", password: bench}\n  - {name: "1001", password: bench}\n' \
+    > "$WORK/p2psip/config.yaml"
+  (cd "$WORK/p2psip" && RUST_LOG=info exec "$P2PSIP_BIN" > node.log 2>&1) &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do
+    PORT=$(grep -o 'SIP listening on udp 127.0.0.1:[0-9]*' "$WORK/p2psip/node.log" 2>/dev/null | grep -o '[0-9]*$' || true)
+    [ -n "$PORT" ] && grep -q 'node is up' "$WORK/p2psip/node.log" && return 0
+    sleep 0.1
+  done
+  echo "p2psip did not start:"; cat "$WORK/p2psip/node.log"; exit 1
+}
+
+start_kamailio() {
+  command -v kamailio >/dev/null || { echo "kamailio is not installed; skipping it"; return 1; }
+  PORT=$(free_port)
+  kamailio -DD -E -f "$ROOT/deploy/bench/kamailio-proxy.cfg" -l "udp:127.0.0.1:$PORT" \
+    -m 128 -M 16 > "$WORK/kamailio.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do
+    grep -q "Listening on" "$WORK/kamailio.log" 2>/dev/null && { sleep 0.5; return 0; }
+    sleep 0.1
+  done
+  echo "kamailio did not start:"; cat "$WORK/kamailio.log"; return 1
+}
+
+# The called phone: register from a port, then answer every call on it.
+start_callee() {
+  local dir="$WORK/$1-callee"
+  mkdir -p "$dir"
+  CALLEE_PORT=$(free_port)
+  (cd "$dir" && timeout 20 sipp "127.0.0.1:$PORT" -sf "$ROOT/deploy/sipp/register.xml" \
+      -inf "$WORK/callee.csv" -set expires 3600 -set domain p2psip.local \
+      -i 127.0.0.1 -p "$CALLEE_PORT" -m 1 -nostdin > register.out 2>&1) \
+    || { echo "$1: the callee could not register"; return 1; }
+  (cd "$dir" && exec sipp "127.0.0.1:$PORT" -sf "$ROOT/deploy/sipp/uas.xml" -set user 1001 \
+      -i 127.0.0.1 -p "$CALLEE_PORT" -nostdin > uas.out 2>&1) &
+  UAS_PID=$!
+  PIDS+=("$UAS_PID")
+}
+
+run_step() {
+  local target=$1 rate=$2 dir="$WORK/$1-$2"
+  mkdir -p "$dir"
+  local calls=$((rate * STEP_SECS)) code=0
+  (cd "$dir" && timeout $((STEP_SECS * 4 + 20)) sipp "127.0.0.1:$PORT" \
+      -sf "$ROOT/deploy/sipp/uac.xml" -inf "$WORK/caller.csv" \
+      -set callee 1001 -set domain p2psip.local \
+      -i 127.0.0.1 -p "$(free_port)" -r "$rate" -m "$calls" -l $((rate * 2 + 100)) \
+      -timeout $((STEP_SECS * 3 + 10))s -nostdin -trace_rtt -rtt_freq 1 > sipp.out 2>&1) || code=$?
+  local rtt ok failed reached p50 p99
+  rtt=$(ls "$dir"/*_rtt.csv 2>/dev/null | head -1 || true)
+  ok=0
+  [ -n "$rtt" ] && ok=$(grep -c '^[0-9]' "$rtt" || true)
+  failed=$((calls - ok))
+  [ "$code" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+  reached=0
+  [ -n "$rtt" ] && reached=$(awk -F';' '/^[0-9]/ { if (!f) f = $1; l = $1; n++ }
+    END { if (n > 1 && l > f) printf "%.1f", (n - 1) * 1000 / (l - f); else print 0 }' "$rtt")
+  if [ -n "$rtt" ] && [ "$ok" -gt 0 ]; then
+    p50=$(cut -d';' -f2 "$rtt" | grep '^[0-9]' | sort -n | awk '{a[NR]=$1} END {print a[int((NR-1)*0.50)+1]}')
+    p99=$(cut -d';' -f2 "$rtt" | grep '^[0-9]' | sort -n | awk '{a[NR]=$1} END {print a[int((NR-1)*0.99)+1]}')
+  else
+    p50=-; p99=-
+  fi
+  printf '%-9s rate %5d/s  reached %7s/s  calls %6d  failed %5d  setup p50 %6s ms  p99 %6s ms\n' \
+    "$target" "$rate" "$reached" "$calls" "$failed" "$p50" "$p99"
+  [ "$failed" -eq 0 ] && awk -v r="$reached" -v t="$rate" 'BEGIN { exit !(r >= 0.9 * t) }'
+}
+
+for target in $TARGETS; do
+  case $target in
+    p2psip) start_p2psip; NODE_PID=${PIDS[-1]} ;;
+    kamailio) start_kamailio || continue; NODE_PID=${PIDS[-1]} ;;
+    *) echo "unknown target $target"; continue ;;
+  esac
+  start_callee "$target" || continue
+  best=0
+  for rate in $RATES; do
+    if run_step "$target" "$rate"; then best=$rate; else break; fi
+  done
+  echo "$target: highest rate sustained with no failed call: $best calls (INVITE/407/INVITE/180/200/ACK/BYE) per second"
+  kill "$UAS_PID" 2>/dev/null || true
+  wait "$UAS_PID" 2>/dev/null || true
+  kill "$NODE_PID" 2>/dev/null || true
+  wait "$NODE_PID" 2>/dev/null || true
+done
