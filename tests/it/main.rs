@@ -6,6 +6,7 @@
 mod decode;
 mod harness;
 mod node_start;
+mod overlay;
 mod pki;
 mod registrar;
 mod sip_options;
