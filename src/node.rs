@@ -95,9 +95,6 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
             max_message_size: c.overlay.max_message_size,
             peer_cache: Some(data_dir.join("peers.txt")),
             user: identity.user.clone(),
-            // The engine still signs with its keyed-hash provider; every node of an overlay
-            // derives the same secret from the overlay name (see docs/SECURITY.md).
-            test_secret: format!("p2psip-overlay:{}", c.overlay.instance_name).into_bytes(),
         },
         identity.clone(),
     )

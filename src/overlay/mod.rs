@@ -10,6 +10,7 @@
 //! cannot tell which role to take before any byte arrives; both sides still authenticate each
 //! other with certificates, so the security properties are the same.
 
+pub mod crypto;
 pub mod link;
 
 use crate::pki::local::Identity;
@@ -46,8 +47,6 @@ pub struct OverlayConfig {
     pub peer_cache: Option<PathBuf>,
     /// Our user name (in our certificate).
     pub user: String,
-    /// Overlay secret for the engine's signature provider.
-    pub test_secret: Vec<u8>,
 }
 
 /// Milliseconds since the Unix epoch: the engine's clock.
@@ -195,16 +194,20 @@ pub async fn start(
     let ncfg = NodeConfig {
         overlay: cfg.overlay.clone(),
         first_node: cfg.first_node,
+        local_addr: advertised(local_addr, &bootstrap),
         bootstrap,
-        local_addr: advertised(local_addr),
-        test_secret: cfg.test_secret.clone(),
         user: Some(cfg.user.clone()),
         // Timers suited to a LAN of desk phones (the defaults are for the Internet).
         update_interval_ms: 60_000,
         finger_ping_interval_ms: 300_000,
         ..NodeConfig::default()
     };
-    let node = Node::new(ncfg, identity.node_id, rand::random());
+    let node = Node::with_crypto(
+        ncfg,
+        identity.node_id,
+        rand::random(),
+        Box::new(crypto::X509Crypto::new(identity.clone())),
+    );
     let (tx, rx) = mpsc::channel(256);
     let handle = OverlayHandle {
         tx,
@@ -254,16 +257,24 @@ pub async fn start(
     Ok((handle, task))
 }
 
-/// The address we offer others: the listen address, with 0.0.0.0 replaced by loopback only
-/// when nothing better is known.
-fn advertised(a: SocketAddr) -> SocketAddr {
-    if a.ip().is_unspecified() {
-        // A peer learns our real address from the connection; loopback keeps one-host labs
-        // working.
-        SocketAddr::from(([127, 0, 0, 1], a.port()))
-    } else {
-        a
+/// The address we offer others as our host candidate: the listen address, or for a wildcard
+/// listen address the local address the kernel would use towards the first bootstrap peer
+/// (or the default route); loopback only when nothing better is known. No packet is sent.
+fn advertised(a: SocketAddr, bootstrap: &[SocketAddr]) -> SocketAddr {
+    if !a.ip().is_unspecified() {
+        return a;
     }
+    let towards = bootstrap
+        .first()
+        .copied()
+        .unwrap_or_else(|| SocketAddr::from(([192, 0, 2, 1], 9)));
+    let ip = std::net::UdpSocket::bind(SocketAddr::new(a.ip(), 0))
+        .and_then(|u| u.connect(towards).and_then(|()| u.local_addr()))
+        .map(|l| l.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    SocketAddr::new(ip, a.port())
 }
 
 fn load_cache(p: &std::path::Path) -> Vec<SocketAddr> {
@@ -282,6 +293,27 @@ struct LinkState {
     rto_ms: f64,
     failing: bool,
     task: Option<tokio::task::JoinHandle<()>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_address() {
+        let l: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        assert_eq!(advertised(l, &[]), l);
+        let any: SocketAddr = "0.0.0.0:7000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(advertised(any, &[b]), l);
+    }
+
+    #[test]
+    fn method_names() {
+        assert_eq!(code_name(9), "fetch");
+        assert_eq!(code_name(10), "fetch");
+        assert_eq!(method_of(b"junk"), "undecodable");
+    }
 }
 
 #[derive(Default)]

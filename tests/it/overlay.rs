@@ -235,3 +235,233 @@ fn five_processes_form_a_ring_store_fetch_and_survive_a_kill() {
     );
     eprintln!("overlay test took {:?}", started.elapsed());
 }
+
+/// The capture process, stopped even when the test fails.
+struct Capture(std::process::Child);
+
+impl std::ops::Deref for Capture {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Capture {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Captures a 3-node overlay with tshark, decrypts the TLS links with the nodes' key log and
+/// checks that Wireshark's RELOAD dissector decodes every message without a malformed packet.
+/// Skipped, with the reason, when tshark is missing or capture on `lo` is not permitted.
+#[test]
+fn wireshark_decodes_every_method_without_malformed_packets() {
+    use std::process::{Command, Stdio};
+    if Command::new("tshark").arg("-v").output().is_err()
+        || Command::new("dumpcap").arg("-v").output().is_err()
+    {
+        eprintln!("SKIP wireshark test: tshark/dumpcap is not installed");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let keys = work.path().join("keys.log");
+    let pcap = work.path().join("cap.pcapng");
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let filter = ports
+        .iter()
+        .map(|p| format!("tcp port {p}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    // dumpcap itself (tshark's capture child): on SIGINT it writes what it has and exits.
+    let mut cap = Capture(
+        Command::new("dumpcap")
+            .args(["-i", "lo", "-f", &filter, "-w"])
+            .arg(&pcap)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait for "Capturing on" (or a refusal) on tshark's stderr.
+    let err = cap.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let deadline = Instant::now() + T;
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) if l.contains("Capturing on") => break,
+            Ok(l) if l.contains("ermission") || l.contains("don't have") => {
+                let _ = cap.kill();
+                let _ = cap.wait();
+                eprintln!("SKIP wireshark test: capture not permitted: {l}");
+                return;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let _ = cap.kill();
+                let st = cap.wait();
+                eprintln!("SKIP wireshark test: tshark did not start capturing ({st:?})");
+                return;
+            }
+        }
+    }
+    let keys_s = keys.to_str().unwrap().to_string();
+    let env = [("SSLKEYLOGFILE", keys_s.as_str())];
+    let mut nodes: Vec<OverlayNode> = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let user = format!("w{}", i + 1);
+        let dir = tempfile::tempdir().unwrap();
+        let boot = nodes.first().map(|f| f.overlay);
+        let cfg = node_config(&user, boot).replace(
+            "listen: \"127.0.0.1:0\"\n  bootstrap",
+            &format!("listen: \"127.0.0.1:{port}\"\n  bootstrap"),
+        );
+        let cfg = if boot.is_none() {
+            cfg.replacen(
+                "overlay:\n  instance_name: lab.p2psip\n  node_user: w1\n  listen: \"127.0.0.1:0\"",
+                &format!(
+                    "overlay:\n  instance_name: lab.p2psip\n  node_user: w1\n  listen: \"127.0.0.1:{port}\""
+                ),
+                1,
+            )
+        } else {
+            cfg
+        };
+        std::fs::write(dir.path().join("config.yaml"), cfg).unwrap();
+        if let Some(first) = nodes.first() {
+            copy_dir(
+                &first.proc.path().join("data/ca"),
+                &dir.path().join("data/ca"),
+            );
+        }
+        let mut p = NodeProc::start_in_env(dir, &[], &env);
+        let overlay = addr_after(&p.wait_line("listening on tls ", T), "listening on tls ");
+        assert_eq!(overlay.port(), *port);
+        let admin = addr_after(
+            &p.wait_line("admin listening on http ", T),
+            "admin listening on http ",
+        );
+        nodes.push(OverlayNode {
+            proc: p,
+            overlay,
+            admin,
+            user,
+        });
+    }
+    let refs: Vec<&OverlayNode> = nodes.iter().collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    for n in &nodes {
+        store(n, &format!("ws-{}", n.user));
+    }
+    for a in &nodes {
+        for b in &nodes {
+            wait_for("fetch", T, || fetch(a, &b.user).filter(|v| !v.is_empty()));
+        }
+    }
+    let script = work.path().join("reload-over-tls.lua");
+    std::fs::write(
+        &script,
+        "local t = DissectorTable.get(\"tls.port\")\n\
+         local rf = Dissector.get(\"reload-framing\")\n\
+         for p in string.gmatch(os.getenv(\"RELOAD_TLS_PORTS\") or \"\", \"%d+\") do t:add(tonumber(p), rf) end\n",
+    )
+    .unwrap();
+    let decode = |display: &str| -> String {
+        let mut c = Command::new("tshark");
+        c.arg("-X")
+            .arg(format!("lua_script:{}", script.display()))
+            .arg("-r")
+            .arg(&pcap)
+            .arg("-o")
+            .arg(format!("tls.keylog_file:{}", keys.display()))
+            .env(
+                "RELOAD_TLS_PORTS",
+                ports
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        for p in &ports {
+            c.args(["-d", &format!("tcp.port=={p},tls")]);
+        }
+        c.args(["-Y", display]);
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "tshark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Leave, then stop the capture.
+    let mut last = nodes.pop().unwrap();
+    assert_eq!(last.proc.signal_and_wait("TERM", T), Some(0));
+    drop(nodes);
+    // dumpcap hands packets over in blocks: wait (bounded) until the file shows every method,
+    // then stop it.
+    let methods = [
+        "Attach Request",
+        "Attach Response",
+        "Join Request",
+        "Join Response",
+        "Update Request",
+        "Update Response",
+        "Store Request",
+        "Store Response",
+        "Fetch Request",
+        "Fetch Response",
+        "Leave Request",
+    ];
+    let deadline = Instant::now() + T;
+    while Instant::now() < deadline {
+        let all = decode("reload");
+        if methods.iter().all(|m| all.contains(m)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200)); // ok: polling interval of a bounded wait
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &cap.id().to_string()])
+        .status();
+    let _ = cap.wait();
+
+    if let Ok(k) = std::env::var("P2PSIP_KEEP_CAPTURE") {
+        let _ = std::fs::copy(&pcap, format!("{k}.pcapng"));
+        let _ = std::fs::copy(&keys, format!("{k}.keys"));
+    }
+    let all = decode("reload");
+    let malformed = decode("_ws.malformed || _ws.expert.severity == error");
+    assert!(
+        malformed.trim().is_empty(),
+        "malformed packets:\n{malformed}\nall:\n{all}"
+    );
+    for m in methods {
+        assert!(all.contains(m), "no {m} decoded:\n{all}");
+    }
+    eprintln!(
+        "wireshark: {} RELOAD packets decoded, none malformed",
+        all.lines().count()
+    );
+}
