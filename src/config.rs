@@ -28,6 +28,27 @@ pub struct Config {
     pub registrar: RegistrarSection,
     /// Users who may register (merged with `data/users.yaml`).
     pub users: Vec<UserEntry>,
+    /// Admin HTTP endpoint.
+    pub admin: AdminSection,
+}
+
+/// `admin:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Listen address of the admin HTTP endpoint (`/status`, `/metrics`); empty = off.
+    pub listen: String,
+    /// Enables `POST /debug/store` and `GET /debug/fetch` (tests and labs only).
+    pub debug: bool,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9060".into(),
+            debug: false,
+        }
+    }
 }
 
 /// `registrar:` section.
@@ -137,6 +158,14 @@ pub struct OverlaySection {
     pub instance_name: String,
     /// User name this node enrolls under when it creates its own one-node overlay.
     pub node_user: String,
+    /// TLS/TCP listen address of the overlay links.
+    pub listen: String,
+    /// Addresses of peers already in the overlay.
+    pub bootstrap: Vec<String>,
+    /// Start a new overlay rather than join one (default: true when `bootstrap` is empty).
+    pub first_node: Option<bool>,
+    /// Largest RELOAD message sent or accepted, in bytes.
+    pub max_message_size: usize,
 }
 
 impl Default for OverlaySection {
@@ -144,6 +173,10 @@ impl Default for OverlaySection {
         Self {
             instance_name: "p2psip.local".into(),
             node_user: "node".into(),
+            listen: "0.0.0.0:6084".into(),
+            bootstrap: Vec::new(),
+            first_node: None,
+            max_message_size: 65_536,
         }
     }
 }
@@ -269,6 +302,12 @@ pub struct Loaded {
     pub sip_udp: Vec<SocketAddr>,
     /// Parsed SIP TCP listen addresses.
     pub sip_tcp: Vec<SocketAddr>,
+    /// Parsed overlay listen address.
+    pub overlay_listen: SocketAddr,
+    /// Parsed bootstrap addresses.
+    pub bootstrap: Vec<SocketAddr>,
+    /// Parsed admin listen address (`None` = off).
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl Loaded {
@@ -430,6 +469,39 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
             message: "expected a directory path, found an empty string".into(),
         });
     }
+    let overlay_listen = addrs(
+        std::slice::from_ref(&config.overlay.listen),
+        "overlay.listen",
+        &mut problems,
+    )
+    .first()
+    .copied()
+    .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 6084)));
+    let bootstrap = addrs(
+        &config.overlay.bootstrap,
+        "overlay.bootstrap",
+        &mut problems,
+    );
+    let admin_listen = if config.admin.listen.is_empty() {
+        None
+    } else {
+        addrs(
+            std::slice::from_ref(&config.admin.listen),
+            "admin.listen",
+            &mut problems,
+        )
+        .first()
+        .copied()
+    };
+    if config.overlay.max_message_size < 1024 || config.overlay.max_message_size > 0xff_ffff {
+        problems.push(Problem {
+            key: "overlay.max_message_size".into(),
+            message: format!(
+                "expected between 1024 and 16777215 bytes; found {}",
+                config.overlay.max_message_size
+            ),
+        });
+    }
     if !problems.is_empty() {
         return Err(ConfigError::Invalid {
             source_name,
@@ -442,6 +514,9 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
         base_dir,
         sip_udp,
         sip_tcp,
+        overlay_listen,
+        bootstrap,
+        admin_listen,
     })
 }
 

@@ -4,6 +4,7 @@
 //! This binary is the only place with tokio: it reads the configuration, sets up logging,
 //! binds sockets and moves bytes between them and the sans-IO engines in `reload` and `sip`.
 
+mod admin;
 mod cli;
 mod config;
 mod decode_cmd;
@@ -71,7 +72,9 @@ fn run_node(file: Option<std::path::PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(node::run(loaded)) {
+    // The overlay driver is a local (!Send) task: run the node inside a LocalSet.
+    let local = tokio::task::LocalSet::new();
+    match rt.block_on(local.run_until(node::run(loaded))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -82,4 +85,5 @@ fn run_node(file: Option<std::path::PathBuf>) -> ExitCode {
 
 mod gateway;
 mod node;
+mod overlay;
 mod sip_transport;

@@ -64,7 +64,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    // The overlay links (TLS/DTLS with these certificates) use it once they run in the node.
+    // The overlay links authenticate with these certificates (mutual TLS).
     let identity = crate::pki::local::ensure_local_identity(
         &data_dir,
         &loaded.config.overlay.instance_name,
@@ -83,6 +83,41 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         what: "SIP listeners",
         source: e,
     })?;
+    let identity = std::sync::Arc::new(identity);
+    let c = &loaded.config;
+    let first_node = c.overlay.first_node.unwrap_or(loaded.bootstrap.is_empty());
+    let (overlay, mut overlay_task) = crate::overlay::start(
+        crate::overlay::OverlayConfig {
+            overlay: c.overlay.instance_name.clone(),
+            listen: loaded.overlay_listen,
+            bootstrap: loaded.bootstrap.clone(),
+            first_node,
+            max_message_size: c.overlay.max_message_size,
+            peer_cache: Some(data_dir.join("peers.txt")),
+            user: identity.user.clone(),
+        },
+        identity.clone(),
+    )
+    .await
+    .map_err(|e| NodeError::Bind {
+        what: "overlay listener",
+        source: e,
+    })?;
+    if let Some(listen) = loaded.admin_listen {
+        crate::admin::start(
+            crate::admin::AdminConfig {
+                listen,
+                debug: c.admin.debug,
+                registrations: None,
+            },
+            overlay.clone(),
+        )
+        .await
+        .map_err(|e| NodeError::Bind {
+            what: "admin listener",
+            source: e,
+        })?;
+    }
     let registrar = start_registrar(&loaded)?;
     tokio::spawn(gateway::run_expiry(registrar.clone(), shutdown_rx.clone()));
     let proxy = gateway::proxy_config(sip.udp_addrs(), sip.tcp_addrs(), identity.node_id.0);
@@ -111,8 +146,17 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
                 break Ok(());
             }
             res = &mut sip_task => break Err(NodeError::Stopped { what: "SIP transport", why: format!("{res:?}") }),
+            res = &mut overlay_task => break Err(NodeError::Stopped { what: "overlay", why: format!("{res:?}") }),
         }
     };
+    // Graceful Leave (RFC 6940 10.9): bounded, so a wedged overlay never blocks shutdown.
+    if outcome.is_ok()
+        && tokio::time::timeout(std::time::Duration::from_secs(3), overlay.leave())
+            .await
+            .is_err()
+    {
+        tracing::warn!("Leave did not complete within 3 s; stopping anyway");
+    }
     let _ = shutdown_tx.send(true);
     if outcome.is_ok() {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), sip_task).await;

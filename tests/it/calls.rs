@@ -21,6 +21,7 @@ fn config() -> String {
      \x20 - {name: \"1002\", password: pw-1002}\n  - {name: \"1003\", password: pw-1003}\n\
      \x20 - {name: \"1004\", password: pw-1004}\n"
         .to_string()
+        + crate::harness::LOOPBACK_OVERLAY
 }
 
 fn addr_after(line: &str, marker: &str) -> SocketAddr {

@@ -32,8 +32,14 @@ impl NodeProc {
 
     /// Starts `p2psip ARGS` in `dir`.
     pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> NodeProc {
+        Self::start_in_env(dir, args, &[])
+    }
+
+    /// Starts `p2psip ARGS` in `dir` with extra environment variables.
+    pub fn start_in_env(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> NodeProc {
         let mut child = Command::new(bin())
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -126,5 +132,13 @@ impl Drop for NodeProc {
 
 /// A config listening on loopback with OS-chosen ports.
 pub fn loopback_config() -> String {
-    "sip:\n  udp: [\"127.0.0.1:0\"]\n  tcp: [\"127.0.0.1:0\"]\n".to_string()
+    format!(
+        "sip:\n  udp: [\"127.0.0.1:0\"]\n  tcp: [\"127.0.0.1:0\"]\n{}",
+        LOOPBACK_OVERLAY
+    )
 }
+
+/// Overlay and admin on loopback with OS-chosen ports (appended to test configs so parallel
+/// nodes never fight over 6084/9060).
+pub const LOOPBACK_OVERLAY: &str =
+    "overlay:\n  listen: \"127.0.0.1:0\"\nadmin:\n  listen: \"127.0.0.1:0\"\n";

@@ -7,6 +7,7 @@ mod calls;
 mod decode;
 mod harness;
 mod node_start;
+mod overlay;
 mod pki;
 mod registrar;
 mod sip_options;

@@ -1,0 +1,936 @@
+//! The tokio driver of the RELOAD peer: one task owns the sans-IO [`reload::node::Node`],
+//! feeds it socket input and timers, and carries out its outputs. It makes no protocol
+//! decisions: links, TLS and framing live here; routing, storage and Chord in the engine.
+//!
+//! Links are TLS over TCP with the RELOAD framing layer (RFC 6940 6.6.2, TLS-TCP-FH-NO-ICE),
+//! mutually authenticated with the overlay certificates from [`crate::pki`].
+//!
+//! Deviation (RFC 6940 6.5.1.13 makes the Attach requester the TLS *server*): the side that
+//! opens the TCP connection is always the TLS client. With plain TCP and no ICE the acceptor
+//! cannot tell which role to take before any byte arrives; both sides still authenticate each
+//! other with certificates, so the security properties are the same.
+
+pub mod crypto;
+pub mod link;
+
+use crate::pki::local::Identity;
+use link::LinkEvent;
+use reload::node::{
+    Event, Input, LinkId, Node, NodeConfig, Outcome, Output, RequestError, RequestId, Time,
+};
+use reload::storage::{DataValue, KindId, Selector, ValueKey};
+use reload::wire::{NodeId, ResourceId};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tracing::Instrument;
+
+/// Driver settings.
+#[derive(Debug, Clone)]
+pub struct OverlayConfig {
+    /// Overlay instance name.
+    pub overlay: String,
+    /// TCP/TLS listen address.
+    pub listen: SocketAddr,
+    /// Bootstrap peers.
+    pub bootstrap: Vec<SocketAddr>,
+    /// Start a new overlay instead of joining.
+    pub first_node: bool,
+    /// Largest RELOAD message accepted or sent (bytes).
+    pub max_message_size: usize,
+    /// File of peers seen before (bootstrap cache), if any.
+    pub peer_cache: Option<PathBuf>,
+    /// Our user name (in our certificate).
+    pub user: String,
+}
+
+/// Milliseconds since the Unix epoch: the engine's clock.
+pub fn now() -> Time {
+    Time(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    )
+}
+
+/// Requests to the driver task.
+enum Command {
+    Store {
+        resource: ResourceId,
+        kind: KindId,
+        values: Vec<(ValueKey, DataValue, u32)>,
+        reply: oneshot::Sender<Result<Outcome, RequestError>>,
+    },
+    Fetch {
+        resource: ResourceId,
+        specifiers: Vec<(KindId, Selector)>,
+        reply: oneshot::Sender<Result<Outcome, RequestError>>,
+    },
+    Status(oneshot::Sender<serde_json::Value>),
+    Metrics(oneshot::Sender<String>),
+    Leave(oneshot::Sender<()>),
+}
+
+/// Why a handle call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The driver task is gone.
+    #[error("the overlay driver has stopped")]
+    Stopped,
+    /// The overlay answered with a failure.
+    #[error("overlay request failed: {0:?}")]
+    Request(RequestError),
+}
+
+/// A clone-able handle to the driver task (the SIP gateway stores and fetches through it).
+#[derive(Clone, Debug)]
+pub struct OverlayHandle {
+    tx: mpsc::Sender<Command>,
+    /// Our Node-ID.
+    pub node_id: NodeId,
+    /// Our user name.
+    pub user: String,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl OverlayHandle {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, HandleError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| HandleError::Stopped)?;
+        rx.await.map_err(|_| HandleError::Stopped)
+    }
+
+    /// Stores `values` (key, value, lifetime s) of `kind` at `resource`; the engine's outcome.
+    pub async fn store(
+        &self,
+        resource: ResourceId,
+        kind: KindId,
+        values: Vec<(ValueKey, DataValue, u32)>,
+    ) -> Result<Outcome, HandleError> {
+        self.call(|reply| Command::Store {
+            resource,
+            kind,
+            values,
+            reply,
+        })
+        .await?
+        .map_err(HandleError::Request)
+    }
+
+    /// Fetches `specifiers` at `resource`; the engine's outcome.
+    pub async fn fetch(
+        &self,
+        resource: ResourceId,
+        specifiers: Vec<(KindId, Selector)>,
+    ) -> Result<Outcome, HandleError> {
+        self.call(|reply| Command::Fetch {
+            resource,
+            specifiers,
+            reply,
+        })
+        .await?
+        .map_err(HandleError::Request)
+    }
+
+    /// The node's state as JSON (for `GET /status`).
+    pub async fn status(&self) -> Result<serde_json::Value, HandleError> {
+        self.call(Command::Status).await
+    }
+
+    /// Prometheus text (for `GET /metrics`).
+    pub async fn metrics(&self) -> Result<String, HandleError> {
+        self.call(Command::Metrics).await
+    }
+
+    /// Leaves the overlay gracefully and stops the driver; returns once the Leave went out
+    /// (or after a short bound).
+    pub async fn leave(&self) -> Result<(), HandleError> {
+        self.call(Command::Leave).await
+    }
+}
+
+/// Starts the driver: binds the listener, builds the engine and spawns the task.
+pub async fn start(
+    cfg: OverlayConfig,
+    identity: Arc<Identity>,
+) -> std::io::Result<(OverlayHandle, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(cfg.listen).await?;
+    let local_addr = listener.local_addr()?;
+    tracing::info!(
+        "overlay {} listening on tls {local_addr}, Node-ID {}",
+        cfg.overlay,
+        hex::encode(identity.node_id.to_array())
+    );
+    let mut bootstrap = cfg.bootstrap.clone();
+    let cache = cfg
+        .peer_cache
+        .as_ref()
+        .map(|p| load_cache(p))
+        .unwrap_or_default();
+    if !cfg.first_node {
+        for a in &cache {
+            if !bootstrap.contains(a) && *a != local_addr {
+                bootstrap.push(*a);
+            }
+        }
+    }
+    let ncfg = NodeConfig {
+        overlay: cfg.overlay.clone(),
+        first_node: cfg.first_node,
+        local_addr: advertised(local_addr, &bootstrap),
+        bootstrap,
+        user: Some(cfg.user.clone()),
+        // Timers suited to a LAN of desk phones (the defaults are for the Internet).
+        update_interval_ms: 60_000,
+        finger_ping_interval_ms: 300_000,
+        ..NodeConfig::default()
+    };
+    let node = Node::with_crypto(
+        ncfg,
+        identity.node_id,
+        rand::random(),
+        Box::new(crypto::X509Crypto::new(identity.clone())),
+    );
+    let (tx, rx) = mpsc::channel(256);
+    let handle = OverlayHandle {
+        tx,
+        node_id: identity.node_id,
+        user: cfg.user.clone(),
+    };
+    let tls_client = Arc::new(
+        crate::pki::tls::client_config(&identity, None)
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
+    );
+    let tls_server = Arc::new(
+        crate::pki::tls::server_config(&identity, None)
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
+    );
+    let keylog = std::env::var_os("SSLKEYLOGFILE").is_some();
+    let (tls_client, tls_server) = if keylog {
+        tracing::warn!("SSLKEYLOGFILE is set: TLS session keys are written to it");
+        let mut c = (*tls_client).clone();
+        c.key_log = Arc::new(rustls::KeyLogFile::new());
+        let mut s = (*tls_server).clone();
+        s.key_log = Arc::new(rustls::KeyLogFile::new());
+        (Arc::new(c), Arc::new(s))
+    } else {
+        (tls_client, tls_server)
+    };
+    let (ev_tx, ev_rx) = mpsc::channel(1024);
+    let driver = Driver {
+        node,
+        cfg,
+        identity,
+        listener,
+        cmds: rx,
+        events: ev_rx,
+        ev_tx,
+        tls_client,
+        tls_server,
+        next_link: 1,
+        links: BTreeMap::new(),
+        waiting: HashMap::new(),
+        cache,
+        metrics: Metrics::default(),
+        leaving: None,
+    };
+    // The engine is not `Send` (its crypto provider is a plain `Box<dyn CryptoProvider>`), so
+    // the driver runs as a local task on the thread that runs the node (see main.rs).
+    let task = tokio::task::spawn_local(driver.run());
+    Ok((handle, task))
+}
+
+/// The address we offer others as our host candidate: the listen address, or for a wildcard
+/// listen address the local address the kernel would use towards the first bootstrap peer
+/// (or the default route); loopback only when nothing better is known. No packet is sent.
+fn advertised(a: SocketAddr, bootstrap: &[SocketAddr]) -> SocketAddr {
+    if !a.ip().is_unspecified() {
+        return a;
+    }
+    let towards = bootstrap
+        .first()
+        .copied()
+        .unwrap_or_else(|| SocketAddr::from(([192, 0, 2, 1], 9)));
+    let ip = std::net::UdpSocket::bind(SocketAddr::new(a.ip(), 0))
+        .and_then(|u| u.connect(towards).and_then(|()| u.local_addr()))
+        .map(|l| l.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    SocketAddr::new(ip, a.port())
+}
+
+fn load_cache(p: &std::path::Path) -> Vec<SocketAddr> {
+    std::fs::read_to_string(p)
+        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// One link's bookkeeping in the driver.
+struct LinkState {
+    tx: Option<mpsc::Sender<Vec<u8>>>,
+    peer: Option<NodeId>,
+    addr: SocketAddr,
+    outgoing: bool,
+    srtt_ms: Option<f64>,
+    rto_ms: f64,
+    failing: bool,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_address() {
+        let l: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        assert_eq!(advertised(l, &[]), l);
+        let any: SocketAddr = "0.0.0.0:7000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(advertised(any, &[b]), l);
+    }
+
+    #[test]
+    fn method_names() {
+        assert_eq!(code_name(9), "fetch");
+        assert_eq!(code_name(10), "fetch");
+        assert_eq!(method_of(b"junk"), "undecodable");
+    }
+}
+
+#[derive(Default)]
+struct Metrics {
+    msgs_in: BTreeMap<String, u64>,
+    msgs_out: BTreeMap<String, u64>,
+    errors: BTreeMap<String, u64>,
+    bytes_in: u64,
+    bytes_out: u64,
+    rtt_buckets: [u64; 10],
+    rtt_sum_ms: f64,
+    rtt_count: u64,
+    links_failed: u64,
+}
+
+const RTT_BOUNDS_MS: [f64; 9] = [0.5, 1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 500.0];
+
+/// The RELOAD method name of a message (for metrics): its message code.
+fn method_of(bytes: &[u8]) -> String {
+    let mut r = reload::codec::Reader::new(bytes);
+    if reload::wire::header::ForwardingHeader::read_with_length(&mut r).is_err() {
+        return "undecodable".into();
+    }
+    match r.u16("message_code") {
+        Ok(c) => code_name(c).into(),
+        Err(_) => "undecodable".into(),
+    }
+}
+
+fn code_name(c: u16) -> &'static str {
+    match c {
+        1 | 2 => "probe",
+        3 | 4 => "attach",
+        7 | 8 => "store",
+        9 | 10 => "fetch",
+        13 | 14 => "find",
+        15 | 16 => "join",
+        17 | 18 => "leave",
+        19 | 20 => "update",
+        21 | 22 => "route_query",
+        23 | 24 => "ping",
+        25 | 26 => "stat",
+        29 | 30 => "app_attach",
+        33 | 34 => "config_update",
+        0xffff => "error",
+        _ => "other",
+    }
+}
+
+struct Driver {
+    node: Node,
+    cfg: OverlayConfig,
+    identity: Arc<Identity>,
+    listener: TcpListener,
+    cmds: mpsc::Receiver<Command>,
+    events: mpsc::Receiver<Arrival>,
+    ev_tx: mpsc::Sender<Arrival>,
+    tls_client: Arc<rustls::ClientConfig>,
+    tls_server: Arc<rustls::ServerConfig>,
+    next_link: u64,
+    links: BTreeMap<LinkId, LinkState>,
+    waiting: HashMap<RequestId, oneshot::Sender<Result<Outcome, RequestError>>>,
+    cache: Vec<SocketAddr>,
+    metrics: Metrics,
+    leaving: Option<oneshot::Sender<()>>,
+}
+
+/// What link and handshake tasks report.
+enum Arrival {
+    Link(LinkEvent),
+    Up {
+        link: LinkId,
+        peer: NodeId,
+    },
+    ConnectFailed {
+        link: LinkId,
+        peer: Option<NodeId>,
+        addr: SocketAddr,
+        why: String,
+    },
+}
+
+impl Driver {
+    async fn run(mut self) {
+        self.node.start(now());
+        loop {
+            self.flush();
+            if let Some(reply) = self.leaving.take() {
+                self.finish_leave(reply).await;
+                return;
+            }
+            let wake = self.node.poll_timeout().map(|t| {
+                let d = t.0.saturating_sub(now().0);
+                tokio::time::Instant::now() + Duration::from_millis(d)
+            });
+            let timer = async {
+                match wake {
+                    Some(w) => tokio::time::sleep_until(w).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = self.cmds.recv() => match cmd {
+                    Some(c) => self.command(c),
+                    None => { self.node.leave(now()); self.flush(); return; }
+                },
+                ev = self.events.recv() => if let Some(ev) = ev { self.arrival(ev) },
+                acc = self.listener.accept() => match acc {
+                    Ok((sock, addr)) => self.accepted(sock, addr),
+                    Err(e) => tracing::warn!("overlay accept failed: {e}"),
+                },
+                _ = timer => {
+                    let t = now();
+                    if self.node.poll_timeout().is_some_and(|w| w <= t) {
+                        self.node.handle_input(t, Input::Timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends Leave, lets the links write it, closes them.
+    async fn finish_leave(&mut self, reply: oneshot::Sender<()>) {
+        let mut tasks = Vec::new();
+        for (_, l) in std::mem::take(&mut self.links) {
+            drop(l.tx);
+            if let Some(t) = l.task {
+                tasks.push(t);
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        })
+        .await;
+        tracing::info!("left the overlay");
+        let _ = reply.send(());
+    }
+
+    fn command(&mut self, c: Command) {
+        let t = now();
+        match c {
+            Command::Store {
+                resource,
+                kind,
+                values,
+                reply,
+            } => {
+                let r = self.node.store(t, resource, kind, values);
+                self.waiting.insert(r, reply);
+            }
+            Command::Fetch {
+                resource,
+                specifiers,
+                reply,
+            } => {
+                let r = self.node.fetch(t, resource, specifiers);
+                self.waiting.insert(r, reply);
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Command::Metrics(reply) => {
+                let _ = reply.send(self.prometheus());
+            }
+            Command::Leave(reply) => {
+                tracing::info!("leaving the overlay");
+                self.node.leave(t);
+                self.leaving = Some(reply);
+            }
+        }
+    }
+
+    fn new_link(&mut self) -> LinkId {
+        let l = LinkId(self.next_link);
+        self.next_link += 1;
+        l
+    }
+
+    fn flush(&mut self) {
+        while let Some(o) = self.node.poll_output() {
+            match o {
+                Output::Send { link, bytes } => {
+                    let method = method_of(&bytes);
+                    if let Some(tx) = self.links.get(&link).and_then(|l| l.tx.as_ref()) {
+                        self.metrics.bytes_out += bytes.len() as u64;
+                        *self.metrics.msgs_out.entry(method).or_default() += 1;
+                        if tx.try_send(bytes).is_err() {
+                            tracing::warn!(
+                                ?link,
+                                "link send queue full or closed: message dropped"
+                            );
+                        }
+                    }
+                }
+                Output::Connect { peer, addr } => self.connect(peer, addr),
+                Output::Disconnect { link } => {
+                    if let Some(l) = self.links.remove(&link) {
+                        tracing::debug!(?link, "closing link at the node's request");
+                        drop(l.tx);
+                    }
+                }
+                Output::Event(e) => self.event(e),
+            }
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::Joined => tracing::info!(
+                "joined overlay {} as Node-ID {}",
+                self.cfg.overlay,
+                hex::encode(self.identity.node_id.to_array())
+            ),
+            Event::Completed {
+                request, result, ..
+            } => {
+                if let Err(RequestError::Error { code, .. }) = &result {
+                    *self.metrics.errors.entry(code.to_string()).or_default() += 1;
+                } else if let Err(RequestError::Timeout) = &result {
+                    *self.metrics.errors.entry("timeout".into()).or_default() += 1;
+                }
+                if let Some(w) = self.waiting.remove(&request) {
+                    let _ = w.send(result);
+                }
+            }
+            Event::Left => tracing::info!("Leave sent to our neighbours"),
+        }
+    }
+
+    fn connect(&mut self, peer: Option<NodeId>, addr: SocketAddr) {
+        let link = self.new_link();
+        let cfg = match crate::pki::tls::client_config(&self.identity, peer) {
+            Ok(mut c) => {
+                c.key_log = self.tls_client.key_log.clone();
+                Arc::new(c)
+            }
+            Err(_) => self.tls_client.clone(),
+        };
+        let (tx, rx) = mpsc::channel(256);
+        let ev = self.ev_tx.clone();
+        let max = self.cfg.max_message_size;
+        let overlay = self.cfg.overlay.clone();
+        let span = tracing::info_span!("link", id = link.0, %addr, dir = "out");
+        let task = tokio::spawn(
+            async move {
+                let fail = |why: String| Arrival::ConnectFailed {
+                    link,
+                    peer,
+                    addr,
+                    why,
+                };
+                let sock =
+                    match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+                        .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => return ev.send(fail(format!("{e}"))).await.unwrap_or(()),
+                        Err(_) => return ev.send(fail("timed out".into())).await.unwrap_or(()),
+                    };
+                let _ = sock.set_nodelay(true);
+                let conn = TlsConnector::from(cfg);
+                let tls = match tokio::time::timeout(
+                    Duration::from_secs(5),
+                    conn.connect(crate::pki::tls::link_server_name(), sock),
+                )
+                .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        let why = match peer {
+                            Some(p) => format!(
+                                "TLS handshake failed (we expected Node-ID {}): {e}",
+                                hex::encode(p.to_array())
+                            ),
+                            None => format!("TLS handshake failed: {e}"),
+                        };
+                        return ev.send(fail(why)).await.unwrap_or(());
+                    }
+                    Err(_) => return ev.send(fail("TLS handshake timed out".into())).await.unwrap_or(()),
+                };
+                let ids = crate::pki::tls::peer_node_ids(tls.get_ref().1.peer_certificates(), &overlay);
+                let got = match (peer, ids.first()) {
+                    (Some(p), _) if ids.contains(&p) => p,
+                    (Some(p), _) => {
+                        let why = format!(
+                            "peer at {addr} presented Node-ID(s) {:?} but we expected {}; closing the link",
+                            ids.iter().map(|i| hex::encode(i.to_array())).collect::<Vec<_>>(),
+                            hex::encode(p.to_array())
+                        );
+                        return ev.send(fail(why)).await.unwrap_or(());
+                    }
+                    (None, Some(f)) => *f,
+                    (None, None) => {
+                        return ev
+                            .send(fail("peer certificate carries no Node-ID".into()))
+                            .await
+                            .unwrap_or(());
+                    }
+                };
+                if ev.send(Arrival::Up { link, peer: got }).await.is_err() {
+                    return;
+                }
+                let (ltx, mut lrx) = mpsc::channel(256);
+                let fwd = ev.clone();
+                tokio::spawn(async move {
+                    while let Some(e) = lrx.recv().await {
+                        if fwd.send(Arrival::Link(e)).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                link::run(tls, link, rx, ltx, max).await;
+            }
+            .instrument(span),
+        );
+        self.links.insert(
+            link,
+            LinkState {
+                tx: Some(tx),
+                peer,
+                addr,
+                outgoing: true,
+                srtt_ms: None,
+                rto_ms: 1000.0,
+                failing: false,
+                task: Some(task),
+            },
+        );
+    }
+
+    fn accepted(&mut self, sock: TcpStream, addr: SocketAddr) {
+        let link = self.new_link();
+        let _ = sock.set_nodelay(true);
+        let acc = TlsAcceptor::from(self.tls_server.clone());
+        let (tx, rx) = mpsc::channel(256);
+        let ev = self.ev_tx.clone();
+        let max = self.cfg.max_message_size;
+        let overlay = self.cfg.overlay.clone();
+        let span = tracing::info_span!("link", id = link.0, %addr, dir = "in");
+        let task = tokio::spawn(
+            async move {
+                let tls = match tokio::time::timeout(Duration::from_secs(5), acc.accept(sock)).await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::info!(
+                            "refused an overlay connection from {addr}: TLS handshake failed: {e}"
+                        );
+                        let _ = ev
+                            .send(Arrival::Link(LinkEvent::Down {
+                                link,
+                                why: "handshake failed".into(),
+                            }))
+                            .await;
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = ev
+                            .send(Arrival::Link(LinkEvent::Down {
+                                link,
+                                why: "handshake timed out".into(),
+                            }))
+                            .await;
+                        return;
+                    }
+                };
+                let ids =
+                    crate::pki::tls::peer_node_ids(tls.get_ref().1.peer_certificates(), &overlay);
+                let Some(peer) = ids.first().copied() else {
+                    let _ = ev
+                        .send(Arrival::Link(LinkEvent::Down {
+                            link,
+                            why: "peer certificate carries no Node-ID".into(),
+                        }))
+                        .await;
+                    return;
+                };
+                if ev.send(Arrival::Up { link, peer }).await.is_err() {
+                    return;
+                }
+                let (ltx, mut lrx) = mpsc::channel(256);
+                let fwd = ev.clone();
+                tokio::spawn(async move {
+                    while let Some(e) = lrx.recv().await {
+                        if fwd.send(Arrival::Link(e)).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                link::run(tls, link, rx, ltx, max).await;
+            }
+            .instrument(span),
+        );
+        self.links.insert(
+            link,
+            LinkState {
+                tx: Some(tx),
+                peer: None,
+                addr,
+                outgoing: false,
+                srtt_ms: None,
+                rto_ms: 1000.0,
+                failing: false,
+                task: Some(task),
+            },
+        );
+    }
+
+    fn arrival(&mut self, a: Arrival) {
+        let t = now();
+        match a {
+            Arrival::Up { link, peer } => {
+                let Some(l) = self.links.get_mut(&link) else {
+                    return;
+                };
+                l.peer = Some(peer);
+                tracing::info!(
+                    link = link.0,
+                    "link up with Node-ID {} at {}",
+                    hex::encode(peer.to_array()),
+                    l.addr
+                );
+                if l.outgoing && !self.cache.contains(&l.addr) {
+                    self.cache.push(l.addr);
+                    self.save_cache();
+                }
+                self.node.handle_input(t, Input::LinkUp { link, peer });
+            }
+            Arrival::ConnectFailed {
+                link,
+                peer,
+                addr,
+                why,
+            } => {
+                tracing::info!("cannot open an overlay link to {addr}: {why}");
+                if self.links.remove(&link).is_some() {
+                    self.node
+                        .handle_input(t, Input::ConnectFailed { peer, addr });
+                }
+            }
+            Arrival::Link(LinkEvent::Message { link, bytes }) => {
+                if self.links.contains_key(&link) {
+                    self.metrics.bytes_in += bytes.len() as u64;
+                    *self.metrics.msgs_in.entry(method_of(&bytes)).or_default() += 1;
+                    self.node.handle_input(t, Input::Message { link, bytes });
+                }
+            }
+            Arrival::Link(LinkEvent::Rtt {
+                link,
+                sample_ms,
+                srtt_ms,
+                rto_ms,
+            }) => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.srtt_ms = Some(srtt_ms);
+                    l.rto_ms = rto_ms;
+                    l.failing = false;
+                }
+                let i = RTT_BOUNDS_MS
+                    .iter()
+                    .position(|b| sample_ms <= *b)
+                    .unwrap_or(RTT_BOUNDS_MS.len());
+                if let Some(b) = self.metrics.rtt_buckets.get_mut(i) {
+                    *b += 1;
+                }
+                self.metrics.rtt_sum_ms += sample_ms;
+                self.metrics.rtt_count += 1;
+            }
+            Arrival::Link(LinkEvent::Failing { link }) => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.failing = true;
+                }
+            }
+            Arrival::Link(LinkEvent::Down { link, why }) => {
+                if let Some(l) = self.links.remove(&link)
+                    && l.peer.is_some()
+                {
+                    tracing::info!(link = link.0, "link to {} down: {why}", l.addr);
+                    self.metrics.links_failed += 1;
+                    self.node.handle_input(t, Input::LinkDown { link });
+                }
+            }
+        }
+    }
+
+    fn save_cache(&self) {
+        if let Some(p) = &self.cfg.peer_cache {
+            let mut s = String::new();
+            // Keep the newest 32 addresses.
+            for a in self.cache.iter().rev().take(32).rev() {
+                s.push_str(&format!("{a}\n"));
+            }
+            if let Err(e) = std::fs::write(p, s) {
+                tracing::warn!("cannot write the peer cache {}: {e}", p.display());
+            }
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let hexid = |n: &NodeId| hex::encode(n.to_array());
+        let table = self.node.table();
+        let links: Vec<_> = self
+            .links
+            .iter()
+            .map(|(id, l)| {
+                serde_json::json!({
+                    "id": id.0,
+                    "peer": l.peer.as_ref().map(hexid),
+                    "addr": l.addr.to_string(),
+                    "direction": if l.outgoing { "out" } else { "in" },
+                    "state": if l.peer.is_none() { "connecting" } else if l.failing { "failing" } else { "up" },
+                    "srtt_ms": l.srtt_ms,
+                    "rto_ms": l.rto_ms,
+                })
+            })
+            .collect();
+        let st = self.node.stats();
+        serde_json::json!({
+            "node_id": hexid(&self.node.id()),
+            "overlay": self.cfg.overlay,
+            "user": self.cfg.user,
+            "listen": self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "joined": self.node.is_joined(),
+            "successors": table.successors().iter().map(hexid).collect::<Vec<_>>(),
+            "predecessors": table.predecessors().iter().map(hexid).collect::<Vec<_>>(),
+            "fingers": table.finger_list().iter().map(hexid).collect::<Vec<_>>(),
+            "links": links,
+            "stored_resources": self.node.storage().resource_count(),
+            "stats": {
+                "decode_errors": st.decode_errors,
+                "dropped": st.dropped,
+                "errors_sent": st.errors_sent,
+                "forwarded": st.forwarded,
+                "duplicates": st.duplicates,
+            },
+        })
+    }
+
+    fn prometheus(&self) -> String {
+        use std::fmt::Write;
+        let m = &self.metrics;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "# HELP p2psip_overlay_messages_in_total RELOAD messages received, by method.\n# TYPE p2psip_overlay_messages_in_total counter"
+        );
+        for (k, v) in &m.msgs_in {
+            let _ = writeln!(s, "p2psip_overlay_messages_in_total{{method=\"{k}\"}} {v}");
+        }
+        let _ = writeln!(
+            s,
+            "# HELP p2psip_overlay_messages_out_total RELOAD messages sent, by method.\n# TYPE p2psip_overlay_messages_out_total counter"
+        );
+        for (k, v) in &m.msgs_out {
+            let _ = writeln!(s, "p2psip_overlay_messages_out_total{{method=\"{k}\"}} {v}");
+        }
+        let _ = writeln!(
+            s,
+            "# HELP p2psip_overlay_request_errors_total Application requests that failed, by error code.\n# TYPE p2psip_overlay_request_errors_total counter"
+        );
+        for (k, v) in &m.errors {
+            let _ = writeln!(s, "p2psip_overlay_request_errors_total{{code=\"{k}\"}} {v}");
+        }
+        let st = self.node.stats();
+        let _ = writeln!(
+            s,
+            "# TYPE p2psip_overlay_errors_sent_total counter\np2psip_overlay_errors_sent_total {}",
+            st.errors_sent
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE p2psip_overlay_decode_errors_total counter\np2psip_overlay_decode_errors_total {}",
+            st.decode_errors
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE p2psip_overlay_bytes_in_total counter\np2psip_overlay_bytes_in_total {}",
+            m.bytes_in
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE p2psip_overlay_bytes_out_total counter\np2psip_overlay_bytes_out_total {}",
+            m.bytes_out
+        );
+        let _ = writeln!(
+            s,
+            "# HELP p2psip_overlay_links Open overlay links.\n# TYPE p2psip_overlay_links gauge\np2psip_overlay_links {}",
+            self.links.len()
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE p2psip_overlay_links_lost_total counter\np2psip_overlay_links_lost_total {}",
+            m.links_failed
+        );
+        let _ = writeln!(
+            s,
+            "# HELP p2psip_overlay_stored_resources Resources stored here.\n# TYPE p2psip_overlay_stored_resources gauge\np2psip_overlay_stored_resources {}",
+            self.node.storage().resource_count()
+        );
+        let _ = writeln!(
+            s,
+            "# HELP p2psip_overlay_link_rtt_ms Link RTT samples from framing ACKs.\n# TYPE p2psip_overlay_link_rtt_ms histogram"
+        );
+        let mut cum = 0;
+        for (i, b) in RTT_BOUNDS_MS.iter().enumerate() {
+            cum += m.rtt_buckets.get(i).copied().unwrap_or(0);
+            let _ = writeln!(s, "p2psip_overlay_link_rtt_ms_bucket{{le=\"{b}\"}} {cum}");
+        }
+        let _ = writeln!(
+            s,
+            "p2psip_overlay_link_rtt_ms_bucket{{le=\"+Inf\"}} {}",
+            m.rtt_count
+        );
+        let _ = writeln!(s, "p2psip_overlay_link_rtt_ms_sum {}", m.rtt_sum_ms);
+        let _ = writeln!(s, "p2psip_overlay_link_rtt_ms_count {}", m.rtt_count);
+        s
+    }
+}
