@@ -502,3 +502,24 @@ fn nodes_without_bootstrap_find_each_other_by_multicast() {
     let (n1, n2) = (o(p1, a1), o(p2, a2));
     wait_ring(&[&n1, &n2], Duration::from_secs(20));
 }
+
+/// A node enrolled with another overlay CA cannot open a link: both sides say why.
+#[test]
+fn node_from_another_ca_is_refused() {
+    let mut nodes = start_overlay(1, &[]);
+    let a = nodes.remove(0);
+    let dir = tempfile::tempdir().unwrap();
+    // Same overlay name, but its own CA (no copy of node 1's).
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        node_config("stranger", Some(a.overlay)),
+    )
+    .unwrap();
+    let mut b = NodeProc::start_in_env(dir, &[], &[]);
+    b.wait_line("TLS handshake failed", T);
+    let mut a = a;
+    a.proc
+        .wait_line("refused an overlay connection from 127.0.0.1", T);
+    let st = status(a.admin).unwrap();
+    assert!(ids(&st, "successors").is_empty(), "{st}");
+}
