@@ -378,7 +378,9 @@ fn wireshark_decodes_every_method_without_malformed_packets() {
          for p in string.gmatch(os.getenv(\"RELOAD_TLS_PORTS\") or \"\", \"%d+\") do t:add(tonumber(p), rf) end\n",
     )
     .unwrap();
-    let decode = |display: &str| -> String {
+    // `strict`: the capture is complete, so tshark must succeed (while dumpcap still writes,
+    // the last packet may be cut short).
+    let decode = |display: &str, strict: bool| -> String {
         let mut c = Command::new("tshark");
         c.arg("-X")
             .arg(format!("lua_script:{}", script.display()))
@@ -400,7 +402,7 @@ fn wireshark_decodes_every_method_without_malformed_packets() {
         c.args(["-Y", display]);
         let out = c.output().unwrap();
         assert!(
-            out.status.success(),
+            out.status.success() || !strict,
             "tshark failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
@@ -427,7 +429,7 @@ fn wireshark_decodes_every_method_without_malformed_packets() {
     ];
     let deadline = Instant::now() + T;
     while Instant::now() < deadline {
-        let all = decode("reload");
+        let all = decode("reload", false);
         if methods.iter().all(|m| all.contains(m)) {
             break;
         }
@@ -442,8 +444,8 @@ fn wireshark_decodes_every_method_without_malformed_packets() {
         let _ = std::fs::copy(&pcap, format!("{k}.pcapng"));
         let _ = std::fs::copy(&keys, format!("{k}.keys"));
     }
-    let all = decode("reload");
-    let malformed = decode("_ws.malformed || _ws.expert.severity == error");
+    let all = decode("reload", true);
+    let malformed = decode("_ws.malformed || _ws.expert.severity == error", true);
     assert!(
         malformed.trim().is_empty(),
         "malformed packets:\n{malformed}\nall:\n{all}"
