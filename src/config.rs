@@ -166,6 +166,36 @@ pub struct OverlaySection {
     pub first_node: Option<bool>,
     /// Largest RELOAD message sent or accepted, in bytes.
     pub max_message_size: usize,
+    /// LAN discovery over UDP multicast.
+    pub discovery: DiscoverySection,
+}
+
+/// `overlay.discovery:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoverySection {
+    /// On or off.
+    pub enabled: bool,
+    /// Multicast group and port.
+    pub group: String,
+    /// Interface address to use (0.0.0.0 = the kernel's choice).
+    pub interface: String,
+    /// How long a starting node without bootstrap peers listens, in ms.
+    pub wait_ms: u64,
+    /// Announcement interval, in ms.
+    pub interval_ms: u64,
+}
+
+impl Default for DiscoverySection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            group: "239.255.60.84:6084".into(),
+            interface: "0.0.0.0".into(),
+            wait_ms: 3000,
+            interval_ms: 5000,
+        }
+    }
 }
 
 impl Default for OverlaySection {
@@ -177,6 +207,7 @@ impl Default for OverlaySection {
             bootstrap: Vec::new(),
             first_node: None,
             max_message_size: 65_536,
+            discovery: DiscoverySection::default(),
         }
     }
 }
@@ -308,6 +339,8 @@ pub struct Loaded {
     pub bootstrap: Vec<SocketAddr>,
     /// Parsed admin listen address (`None` = off).
     pub admin_listen: Option<SocketAddr>,
+    /// Parsed discovery settings (`None` = off).
+    pub discovery: Option<(std::net::SocketAddrV4, std::net::Ipv4Addr)>,
 }
 
 impl Loaded {
@@ -502,6 +535,33 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
             ),
         });
     }
+    let d = &config.overlay.discovery;
+    let discovery = if d.enabled {
+        let group = d
+            .group
+            .parse::<std::net::SocketAddrV4>()
+            .ok()
+            .filter(|g| g.ip().is_multicast());
+        let iface = d.interface.parse::<std::net::Ipv4Addr>().ok();
+        if group.is_none() {
+            problems.push(Problem {
+                key: "overlay.discovery.group".into(),
+                message: format!(
+                    "expected an IPv4 multicast group and port such as \"239.255.60.84:6084\"; found {:?}",
+                    d.group
+                ),
+            });
+        }
+        if iface.is_none() {
+            problems.push(Problem {
+                key: "overlay.discovery.interface".into(),
+                message: format!("expected an IPv4 address; found {:?}", d.interface),
+            });
+        }
+        group.zip(iface)
+    } else {
+        None
+    };
     if !problems.is_empty() {
         return Err(ConfigError::Invalid {
             source_name,
@@ -517,6 +577,7 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
         overlay_listen,
         bootstrap,
         admin_listen,
+        discovery,
     })
 }
 

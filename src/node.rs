@@ -85,13 +85,20 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
     })?;
     let identity = std::sync::Arc::new(identity);
     let c = &loaded.config;
-    let first_node = c.overlay.first_node.unwrap_or(loaded.bootstrap.is_empty());
     let (overlay, mut overlay_task) = crate::overlay::start(
         crate::overlay::OverlayConfig {
             overlay: c.overlay.instance_name.clone(),
             listen: loaded.overlay_listen,
             bootstrap: loaded.bootstrap.clone(),
-            first_node,
+            first_node: c.overlay.first_node,
+            discovery: loaded.discovery.map(|(group, interface)| {
+                crate::overlay::discovery::DiscoveryConfig {
+                    group,
+                    interface,
+                    wait_ms: c.overlay.discovery.wait_ms,
+                    interval_ms: c.overlay.discovery.interval_ms,
+                }
+            }),
             max_message_size: c.overlay.max_message_size,
             peer_cache: Some(data_dir.join("peers.txt")),
             user: identity.user.clone(),

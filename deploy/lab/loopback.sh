@@ -50,6 +50,7 @@ overlay:
   node_user: node$i
   listen: "127.0.0.1:$ov"
   bootstrap: [$boot]
+  discovery: {enabled: false}
 sip:
   udp: ["127.0.0.1:$sip"]
   tcp: ["127.0.0.1:$sip"]

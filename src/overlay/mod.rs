@@ -11,6 +11,7 @@
 //! other with certificates, so the security properties are the same.
 
 pub mod crypto;
+pub mod discovery;
 pub mod link;
 
 use crate::pki::local::Identity;
@@ -39,8 +40,11 @@ pub struct OverlayConfig {
     pub listen: SocketAddr,
     /// Bootstrap peers.
     pub bootstrap: Vec<SocketAddr>,
-    /// Start a new overlay instead of joining.
-    pub first_node: bool,
+    /// Start a new overlay instead of joining (`None`: when no bootstrap peer is configured
+    /// or discovered).
+    pub first_node: Option<bool>,
+    /// LAN discovery over multicast, if enabled.
+    pub discovery: Option<discovery::DiscoveryConfig>,
     /// Largest RELOAD message accepted or sent (bytes).
     pub max_message_size: usize,
     /// File of peers seen before (bootstrap cache), if any.
@@ -184,16 +188,60 @@ pub async fn start(
         .as_ref()
         .map(|p| load_cache(p))
         .unwrap_or_default();
-    if !cfg.first_node {
+    let joined_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let disc_sock = match &cfg.discovery {
+        Some(d) => match discovery::socket(d) {
+            Ok(s) => Some((s, d.clone())),
+            Err(e) => {
+                tracing::warn!(
+                    "LAN discovery off: cannot join multicast group {}: {e}",
+                    d.group
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    if cfg.first_node.is_none()
+        && bootstrap.is_empty()
+        && let Some((sock, d)) = &disc_sock
+    {
+        tracing::info!(
+            "no bootstrap peer configured: listening {} ms for overlay nodes on {}",
+            d.wait_ms,
+            d.group
+        );
+        bootstrap = discovery::listen(sock, d, &cfg.overlay, identity.node_id).await;
+    }
+    let first_node = cfg.first_node.unwrap_or(bootstrap.is_empty());
+    if !first_node {
         for a in &cache {
             if !bootstrap.contains(a) && *a != local_addr {
                 bootstrap.push(*a);
             }
         }
     }
+    if let Some((sock, d)) = disc_sock {
+        tokio::spawn(discovery::announce(
+            sock,
+            d,
+            cfg.overlay.clone(),
+            identity.node_id,
+            local_addr.port(),
+            joined_flag.clone(),
+        ));
+    }
+    tracing::info!(
+        "{}",
+        if first_node {
+            "starting a new overlay (first node)".to_string()
+        } else {
+            format!("joining the overlay through {bootstrap:?}")
+        }
+    );
     let ncfg = NodeConfig {
         overlay: cfg.overlay.clone(),
-        first_node: cfg.first_node,
+        first_node,
         local_addr: advertised(local_addr, &bootstrap),
         bootstrap,
         user: Some(cfg.user.clone()),
@@ -250,6 +298,7 @@ pub async fn start(
         cache,
         metrics: Metrics::default(),
         leaving: None,
+        joined: joined_flag,
     };
     // The engine is not `Send` (its crypto provider is a plain `Box<dyn CryptoProvider>`), so
     // the driver runs as a local task on the thread that runs the node (see main.rs).
@@ -375,10 +424,18 @@ struct Driver {
     tls_server: Arc<rustls::ServerConfig>,
     next_link: u64,
     links: BTreeMap<LinkId, LinkState>,
-    waiting: HashMap<RequestId, oneshot::Sender<Result<Outcome, RequestError>>>,
+    waiting: HashMap<RequestId, Waiting>,
     cache: Vec<SocketAddr>,
     metrics: Metrics,
     leaving: Option<oneshot::Sender<()>>,
+    joined: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// An application request in flight: where its answer goes, and its transaction span.
+struct Waiting {
+    reply: oneshot::Sender<Result<Outcome, RequestError>>,
+    started: std::time::Instant,
+    span: tracing::Span,
 }
 
 /// What link and handshake tasks report.
@@ -463,16 +520,33 @@ impl Driver {
                 values,
                 reply,
             } => {
-                let r = self.node.store(t, resource, kind, values);
-                self.waiting.insert(r, reply);
+                let span = tracing::debug_span!("overlay_tx", method = "store", resource = %resource, kind);
+                let r = span.in_scope(|| self.node.store(t, resource, kind, values));
+                self.waiting.insert(
+                    r,
+                    Waiting {
+                        reply,
+                        started: std::time::Instant::now(),
+                        span,
+                    },
+                );
             }
             Command::Fetch {
                 resource,
                 specifiers,
                 reply,
             } => {
-                let r = self.node.fetch(t, resource, specifiers);
-                self.waiting.insert(r, reply);
+                let span =
+                    tracing::debug_span!("overlay_tx", method = "fetch", resource = %resource);
+                let r = span.in_scope(|| self.node.fetch(t, resource, specifiers));
+                self.waiting.insert(
+                    r,
+                    Waiting {
+                        reply,
+                        started: std::time::Instant::now(),
+                        span,
+                    },
+                );
             }
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
@@ -524,13 +598,19 @@ impl Driver {
 
     fn event(&mut self, e: Event) {
         match e {
-            Event::Joined => tracing::info!(
-                "joined overlay {} as Node-ID {}",
-                self.cfg.overlay,
-                hex::encode(self.identity.node_id.to_array())
-            ),
+            Event::Joined => {
+                self.joined
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(
+                    "joined overlay {} as Node-ID {}",
+                    self.cfg.overlay,
+                    hex::encode(self.identity.node_id.to_array())
+                );
+            }
             Event::Completed {
-                request, result, ..
+                request,
+                result,
+                hops,
             } => {
                 if let Err(RequestError::Error { code, .. }) = &result {
                     *self.metrics.errors.entry(code.to_string()).or_default() += 1;
@@ -538,10 +618,22 @@ impl Driver {
                     *self.metrics.errors.entry("timeout".into()).or_default() += 1;
                 }
                 if let Some(w) = self.waiting.remove(&request) {
-                    let _ = w.send(result);
+                    w.span.in_scope(|| {
+                        tracing::debug!(
+                            hops,
+                            ms = w.started.elapsed().as_secs_f64() * 1000.0,
+                            ok = result.is_ok(),
+                            "overlay transaction finished"
+                        )
+                    });
+                    let _ = w.reply.send(result);
                 }
             }
-            Event::Left => tracing::info!("Leave sent to our neighbours"),
+            Event::Left => {
+                self.joined
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!("Leave sent to our neighbours");
+            }
         }
     }
 

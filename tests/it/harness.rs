@@ -140,5 +140,4 @@ pub fn loopback_config() -> String {
 
 /// Overlay and admin on loopback with OS-chosen ports (appended to test configs so parallel
 /// nodes never fight over 6084/9060).
-pub const LOOPBACK_OVERLAY: &str =
-    "overlay:\n  listen: \"127.0.0.1:0\"\nadmin:\n  listen: \"127.0.0.1:0\"\n";
+pub const LOOPBACK_OVERLAY: &str = "overlay:\n  listen: \"127.0.0.1:0\"\n  discovery: {enabled: false}\nadmin:\n  listen: \"127.0.0.1:0\"\n";
