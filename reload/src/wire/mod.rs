@@ -31,6 +31,7 @@ pub mod kind;
 pub mod message;
 pub mod ping;
 pub mod probe;
+pub mod redir;
 pub mod security;
 pub mod sip;
 pub mod stat;
@@ -62,6 +63,7 @@ pub use kind::{BuiltinKinds, DataModel, KindId, KindModels, NoKinds};
 pub use message::{DescribedMessage, Message, RawMessage, message_signature_input};
 pub use ping::{PingAns, PingReq};
 pub use probe::{ProbeAns, ProbeInformation, ProbeInformationType, ProbeReq};
+pub use redir::RedirServiceProvider;
 pub use security::{
     CertificateType, GenericCertificate, HashAlgorithm, SecurityBlock, Signature,
     SignatureAlgorithm, SignatureAndHashAlgorithm, SignerIdentity, SignerIdentityType,
