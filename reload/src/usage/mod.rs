@@ -1,5 +1,7 @@
 //! Usages built on the node's Store/Fetch API, as sans-IO state machines.
 //!
 //! * [`redir`]: ReDiR service discovery (RFC 7374).
+//! * [`turn`]: TURN-SERVICE advertisement and discovery (RFC 6940 9).
 
 pub mod redir;
+pub mod turn;
