@@ -240,3 +240,40 @@ fn expired_diagnostics_request_gets_error_23() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Fixed vs self-tuned chord-update-interval under churn (run with `--ignored --nocapture`).
+#[test]
+#[ignore = "slow comparison; prints figures"]
+fn self_tuned_stabilization_vs_fixed() {
+    use reload::sim::{Sim, SimConfig};
+    use reload::usage::self_tuning::{per_peer_rate, stabilization_interval};
+    let nodes = 200;
+    for churn in [6.0, 30.0] {
+        // Leaves and crashes are two thirds of churn events; observed over a minute by all.
+        let mu = per_peer_rate((churn * 2.0 / 3.0) as u32, 60.0, nodes);
+        let tuned_ms = (stabilization_interval(mu, 0.1, 5.0, 600.0) * 1000.0) as u64;
+        for (label, interval) in [("fixed", 120_000u64), ("tuned", tuned_ms)] {
+            let mut sim = Sim::new(SimConfig {
+                nodes,
+                seed: 21,
+                churn_per_min: churn,
+                duration_secs: 300,
+                lookups: 1000,
+                settle_secs: 60,
+                update_interval_ms: interval,
+                ..SimConfig::default()
+            });
+            sim.build();
+            sim.register_all();
+            sim.workload();
+            let r = sim.report();
+            eprintln!(
+                "churn {churn}/min {label} interval {} s: messages {}, lookup success {:.3}, lost {}",
+                interval / 1000,
+                r.messages,
+                r.lookup_success_rate,
+                r.registrations_lost
+            );
+        }
+    }
+}
