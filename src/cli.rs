@@ -32,6 +32,8 @@ pub enum Command {
     Sim(crate::sim_cmd::SimArgs),
     /// Decode one RELOAD message (bare or framed; binary, or hex with --hex) and print it.
     Decode(crate::decode_cmd::DecodeArgs),
+    /// Overlay diagnostics (RFC 7851) through a running node: ping, path, info.
+    Diag(crate::diag_cmd::DiagArgs),
     /// Overlay CA tools: create a CA and configuration, run the enrollment server.
     Ca {
         /// What to do.

@@ -8,6 +8,7 @@ mod admin;
 mod cli;
 mod config;
 mod decode_cmd;
+mod diag_cmd;
 mod pki;
 mod sim_cmd;
 mod telemetry;
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(cli::Command::CheckConfig { file }) => check_config(file.or(cli.config)),
         Some(cli::Command::Decode(args)) => decode_cmd::run(args),
+        Some(cli::Command::Diag(args)) => diag_cmd::run(args),
         Some(cli::Command::User { cmd }) => match config::load(cli.config.as_deref()) {
             Ok(l) => gateway::users::run(&l, cmd),
             Err(e) => {

@@ -10,6 +10,7 @@ pub mod node;
 pub mod sim;
 pub mod storage;
 pub mod topology;
+pub mod usage;
 pub mod wire;
 
 #[cfg(feature = "fuzzing")]

@@ -914,7 +914,7 @@ fn error_and_unknown_bodies() {
     );
     check_body(
         Body::Unknown {
-            code: MessageCode::PATH_TRACK_REQ,
+            code: MessageCode::EXP_A_REQ,
             body: Opaque(vec![1, 2, 3]),
         },
         "010203",

@@ -57,6 +57,7 @@
 
 pub mod glue;
 pub mod msg;
+mod usage_hooks; // usages: RFC 7851 PathTrack/diagnostics (see usage_hooks.rs)
 
 use crate::crypto::{CryptoProvider, SignatureParts, Signer, TestCrypto};
 use crate::storage::{
@@ -218,6 +219,8 @@ pub enum Outcome {
     Found(Vec<(KindId, ResourceId)>),
     /// Ping answered.
     Pong,
+    /// usages: a PathTrack (RFC 7851) answer: the responder's next hop and diagnostics.
+    PathTrack(crate::wire::PathTrackAns),
 }
 
 /// Application-visible events.
@@ -1184,6 +1187,14 @@ impl Node {
                 self.reply_error(now, &header, from, c, b"");
                 return;
             }
+            // usages: begin (RFC 7851 PathTrack, answered in usage_hooks.rs)
+            if parsed.code == usage_hooks::PATH_TRACK_REQ {
+                let (code, bytes) = self.usage_path_track(now, &header, &parsed.body);
+                self.remember_answer(now, header.transaction_id, code, bytes.clone(), &[]);
+                self.send_answer_raw(now, &header, from, code, bytes, &[]);
+                return;
+            }
+            // usages: end
             let body = match glue::decode_body(
                 parsed.code,
                 &parsed.body,
@@ -1217,6 +1228,21 @@ impl Node {
                 return;
             }
             let hops = u32::from(self.cfg.initial_ttl.saturating_sub(header.ttl));
+            // usages: begin (RFC 7851 PathTrack answers become Outcome::PathTrack)
+            if parsed.code == usage_hooks::PATH_TRACK_ANS
+                && let Purpose::App(request) = p.purpose
+            {
+                let result =
+                    Self::usage_path_track_answer(&parsed.body).ok_or(RequestError::BadAnswer);
+                let ev = Event::Completed {
+                    request,
+                    hops,
+                    result,
+                };
+                self.out.push_back(Output::Event(ev));
+                return;
+            }
+            // usages: end
             let body = match glue::decode_body(
                 parsed.code,
                 &parsed.body,

@@ -1,7 +1,7 @@
 //! Typed message bodies: [`Body`] decodes `MessageContents.message_body` by message code.
 //!
 //! Request and answer codes pick the method structure; 0xffff is an [`ErrorResponse`]; any
-//! other code (unknown methods, PathTrack, the experimental codes) keeps the raw bytes. The
+//! other code (unknown methods, the experimental codes) keeps the raw bytes. The
 //! Update and RouteQuery bodies are decoded as CHORD-RELOAD's (the only topology p2psip runs).
 //! Answers the RFC defines as empty (Leave, Update, ConfigUpdate) keep whatever bytes came.
 
@@ -9,8 +9,8 @@ use crate::codec::{Codec, DecodeError, EncodeError, Opaque, Reader};
 use crate::wire::{
     AppAttachReqAns, AttachReqAns, ChordRouteQueryAns, ChordUpdate, ConfigUpdateReq, ErrorResponse,
     FetchAns, FetchReq, FindAns, FindReq, JoinAns, JoinReq, KindModels, LeaveReq, MessageCode,
-    MessageContents, PingAns, PingReq, ProbeAns, ProbeReq, RouteQueryReq, StatAns, StatReq,
-    StoreAns, StoreReq,
+    MessageContents, PathTrackAns, PathTrackReq, PingAns, PingReq, ProbeAns, ProbeReq,
+    RouteQueryReq, StatAns, StatReq, StoreAns, StoreReq,
 };
 use serde::Serialize;
 
@@ -49,6 +49,10 @@ pub enum Body {
     ConfigUpdateReq(ConfigUpdateReq),
     /// Empty for RFC 6940; any bytes are kept.
     ConfigUpdateAns(Opaque),
+    /// RFC 7851 PathTrack request (39).
+    PathTrackReq(PathTrackReq),
+    /// RFC 7851 PathTrack answer (40).
+    PathTrackAns(PathTrackAns),
     Error(ErrorResponse),
     /// A code without a typed body here, with its raw bytes.
     Unknown {
@@ -88,6 +92,8 @@ impl Body {
             Body::AppAttachAns(_) => C::APP_ATTACH_ANS,
             Body::ConfigUpdateReq(_) => C::CONFIG_UPDATE_REQ,
             Body::ConfigUpdateAns(_) => C::CONFIG_UPDATE_ANS,
+            Body::PathTrackReq(_) => C::PATH_TRACK_REQ,
+            Body::PathTrackAns(_) => C::PATH_TRACK_ANS,
             Body::Error(_) => C::ERROR,
             Body::Unknown { code, .. } => *code,
         }
@@ -116,6 +122,8 @@ impl Body {
             Body::StatAns(b) => b.encode(out),
             Body::AppAttachReq(b) | Body::AppAttachAns(b) => b.encode(out),
             Body::ConfigUpdateReq(b) => b.encode(out),
+            Body::PathTrackReq(b) => b.encode(out),
+            Body::PathTrackAns(b) => b.encode(out),
             Body::Error(b) => b.encode(out),
             Body::LeaveAns(b)
             | Body::UpdateAns(b)
@@ -183,6 +191,8 @@ impl Body {
             C::APP_ATTACH_ANS => Body::AppAttachAns(AppAttachReqAns::read(r)?),
             C::CONFIG_UPDATE_REQ => Body::ConfigUpdateReq(ConfigUpdateReq::read(r)?),
             C::CONFIG_UPDATE_ANS => Body::ConfigUpdateAns(raw(r)?),
+            C::PATH_TRACK_REQ => Body::PathTrackReq(PathTrackReq::read(r)?),
+            C::PATH_TRACK_ANS => Body::PathTrackAns(PathTrackAns::read(r)?),
             C::ERROR => Body::Error(ErrorResponse::read(r)?),
             _ => Body::Unknown {
                 code,

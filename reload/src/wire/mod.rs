@@ -9,7 +9,8 @@
 //!   [`message`], and the per-hop [`framing`] layer.
 //! * Method bodies: [`probe`], [`attach`], [`app_attach`], [`ping`], [`store`], [`fetch`],
 //!   [`stat`], [`find`], [`topology`] (Join/Leave/Update/RouteQuery + CHORD-RELOAD),
-//!   [`config_update`], typed together by [`body`].
+//!   [`config_update`], [`diagnostics`] (RFC 7851 PathTrack and Diagnostic_Ping), typed
+//!   together by [`body`].
 //! * Kind values: [`sip`] (SIP-REGISTRATION), [`turn`] (TURN-SERVICE); [`kind`] has Kind-IDs
 //!   and data models.
 
@@ -19,6 +20,7 @@ pub mod body;
 pub mod config_update;
 pub mod contents;
 pub mod destination;
+pub mod diagnostics;
 pub mod error;
 pub mod fetch;
 pub mod find;
@@ -29,6 +31,7 @@ pub mod kind;
 pub mod message;
 pub mod ping;
 pub mod probe;
+pub mod redir;
 pub mod security;
 pub mod sip;
 pub mod stat;
@@ -44,6 +47,10 @@ pub use body::Body;
 pub use config_update::{ConfigUpdateReq, ConfigUpdateType};
 pub use contents::{ExtensionType, MessageCode, MessageContents, MessageExtension};
 pub use destination::{Destination, DestinationType};
+pub use diagnostics::{
+    DiagnosticExtension, DiagnosticInfo, DiagnosticKindId, DiagnosticValue, DiagnosticsRequest,
+    DiagnosticsResponse, MessageCounters, PathTrackAns, PathTrackReq,
+};
 pub use error::{ErrorCode, ErrorResponse};
 pub use fetch::{
     ArrayRange, FetchAns, FetchKindResponse, FetchReq, ModelSpecifier, StatReq, StoredDataSpecifier,
@@ -56,6 +63,7 @@ pub use kind::{BuiltinKinds, DataModel, KindId, KindModels, NoKinds};
 pub use message::{DescribedMessage, Message, RawMessage, message_signature_input};
 pub use ping::{PingAns, PingReq};
 pub use probe::{ProbeAns, ProbeInformation, ProbeInformationType, ProbeReq};
+pub use redir::RedirServiceProvider;
 pub use security::{
     CertificateType, GenericCertificate, HashAlgorithm, SecurityBlock, Signature,
     SignatureAlgorithm, SignatureAndHashAlgorithm, SignerIdentity, SignerIdentityType,

@@ -637,7 +637,8 @@ pub fn body() -> impl Strategy<Value = Body> {
                 11u16..13,
                 27u16..29,
                 31u16..33,
-                35u16..0x100
+                35u16..39,
+                41u16..0x100
             ],
             opaque(10),
         )
