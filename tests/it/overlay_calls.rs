@@ -103,7 +103,7 @@ fn have_sipp() -> bool {
 }
 
 /// Registers `user` at `node` with SIPp (one REGISTER with digest).
-fn register(dir: &Path, node: SocketAddr, user: &str) {
+fn register(dir: &Path, node: SocketAddr, user: &str, expires: u32, port: u16) {
     let csv = dir.join(format!("cred-{user}.csv"));
     std::fs::write(
         &csv,
@@ -111,11 +111,7 @@ fn register(dir: &Path, node: SocketAddr, user: &str) {
     )
     .unwrap();
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/sipp/register.xml");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let expires = expires.to_string();
     let mut c = Command::new("sipp")
         .arg(node.to_string())
         .arg("-sf")
@@ -129,7 +125,14 @@ fn register(dir: &Path, node: SocketAddr, user: &str) {
             "20s",
         ])
         .args(["-inf", csv.to_str().unwrap()])
-        .args(["-set", "expires", "3600", "-set", "domain", "p2psip.local"])
+        .args([
+            "-set",
+            "expires",
+            &expires,
+            "-set",
+            "domain",
+            "p2psip.local",
+        ])
         .args(["-m", "1", "-p", &port.to_string()])
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -177,7 +180,12 @@ fn registration_is_stored_and_survives_a_replica_kill() {
     let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
     wait_ring(&refs, Duration::from_secs(30));
     let sipp_dir = tempfile::tempdir().unwrap();
-    register(sipp_dir.path(), nodes[0].1, "1001");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    register(sipp_dir.path(), nodes[0].1, "1001", 3600, port);
 
     // Node A reports the registration as stored, with its Resource-ID.
     nodes[0]
@@ -214,10 +222,19 @@ fn registration_is_stored_and_survives_a_replica_kill() {
     let _ = victim.0.proc.child.wait();
     let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
     wait_ring(&refs, Duration::from_secs(30));
-    let c = &nodes[1].0;
     let v = wait_for("C fetching 1001 after the kill", T, || {
-        fetch(c, "1001@p2psip.local").filter(|v| !v.is_empty())
+        fetch(&nodes[1].0, "1001@p2psip.local").filter(|v| !v.is_empty())
     });
     assert_eq!(v.len(), 1);
+
+    // Unregistering (Expires: 0) deletes the entry (exists = false).
+    register(sipp_dir.path(), nodes[0].1, "1001", 0, port);
+    nodes[0]
+        .0
+        .proc
+        .wait_line("stored removal of the registration of 1001@p2psip.local", T);
+    wait_for("C seeing 1001 gone", T, || {
+        fetch(&nodes[1].0, "1001@p2psip.local").filter(|v| v.is_empty())
+    });
     eprintln!("overlay registration test took {:?}", started.elapsed());
 }
