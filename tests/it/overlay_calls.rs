@@ -238,3 +238,41 @@ fn registration_is_stored_and_survives_a_replica_kill() {
     });
     eprintln!("overlay registration test took {:?}", started.elapsed());
 }
+
+/// The phone's own node dies: the phone re-registers at another node (its backup registrar),
+/// which stores its own entry; the dead node's entry stays until its lifetime ends.
+#[test]
+fn phone_reregisters_at_another_node_after_its_node_dies() {
+    if !have_sipp() {
+        return;
+    }
+    let mut nodes = start(3);
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let sipp_dir = tempfile::tempdir().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    register(sipp_dir.path(), nodes[0].1, "1002", 600, port);
+    nodes[0]
+        .0
+        .proc
+        .wait_line("stored registration of 1002@p2psip.local", T);
+    let mut a = nodes.remove(0);
+    let _ = a.0.proc.child.kill();
+    let _ = a.0.proc.child.wait();
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    register(sipp_dir.path(), nodes[0].1, "1002", 600, port);
+    nodes[0]
+        .0
+        .proc
+        .wait_line("stored registration of 1002@p2psip.local", T);
+    // Node C sees both entries: the dead node's (until its lifetime ends) and B's.
+    let v = wait_for("C fetching both entries of 1002", T, || {
+        fetch(&nodes[1].0, "1002@p2psip.local").filter(|v| v.len() == 2)
+    });
+    assert_eq!(v.len(), 2);
+}
