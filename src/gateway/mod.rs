@@ -2,9 +2,11 @@
 //! [`Registrar`]; every other request to the sans-IO [`Proxy`], which finds targets
 //! through the registrar's bindings ([`Services`], the [`Location`] of this node) and
 //! authenticates callers against the same users. Call records go to `calls.jsonl`.
-//! Binding changes are logged; storing them in the overlay (RFC 7904) comes later.
+//! Binding changes are logged and, with a [`publish::Publisher`], stored in the overlay as
+//! SIP-REGISTRATION entries (RFC 7904).
 
 pub mod calllog;
+pub mod publish;
 pub mod users;
 
 use crate::sip_transport::SipApp;
@@ -24,6 +26,7 @@ use tokio::sync::{Notify, watch};
 pub struct Shared {
     registrar: Arc<Mutex<Registrar>>,
     wake: Arc<Notify>,
+    publisher: Option<publish::Publisher>,
 }
 
 impl Shared {
@@ -32,7 +35,14 @@ impl Shared {
         Shared {
             registrar: Arc::new(Mutex::new(registrar)),
             wake: Arc::new(Notify::new()),
+            publisher: None,
         }
+    }
+
+    /// Stores every binding change in the overlay through `publisher` (RFC 7904).
+    pub fn with_publisher(mut self, publisher: publish::Publisher) -> Self {
+        self.publisher = Some(publisher);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Registrar> {
@@ -263,7 +273,7 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn log_events(reg: &mut Registrar) {
+fn log_events(reg: &mut Registrar, publisher: Option<&publish::Publisher>, now: Instant) {
     while let Some(ev) = reg.poll_event() {
         match ev {
             RegistrarEvent::BindingRemoved {
@@ -285,6 +295,9 @@ fn log_events(reg: &mut Registrar) {
                     bindings.len(),
                     plural(bindings.len())
                 );
+                if let Some(p) = publisher {
+                    p.binding_changed(&aor, &bindings, now);
+                }
             }
         }
     }
@@ -309,7 +322,7 @@ impl Gateway {
         let reply = {
             let mut reg = self.shared.lock();
             let reply = reg.handle_register(&ctx);
-            log_events(&mut reg);
+            log_events(&mut reg, self.shared.publisher.as_ref(), now);
             reply
         };
         self.shared.wake.notify_one();
@@ -435,7 +448,7 @@ pub async fn run_expiry(shared: Shared, mut shutdown: watch::Receiver<bool>) {
                 let now = tokio::time::Instant::now().into_std();
                 let mut reg = shared.lock();
                 reg.handle_timeout(now);
-                log_events(&mut reg);
+                log_events(&mut reg, shared.publisher.as_ref(), now);
             }
             () = shared.wake.notified() => {}
             changed = shutdown.changed() => {

@@ -9,9 +9,14 @@ use reload::crypto::{CryptoProvider, HASH_SHA1, SignatureParts, Signer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// Per-user certificates (DER) the node signs with, by Resource-ID (= H(user)): a gateway
+/// stores SIP-REGISTRATION entries on behalf of its users (RFC 7904 3.3, USER-NODE-MATCH).
+pub type UserCerts = Arc<Mutex<HashMap<Vec<u8>, Vec<u8>>>>;
+
 /// X.509 provider for one local identity.
 pub struct X509Crypto {
     id: Arc<Identity>,
+    user_certs: UserCerts,
     /// Certificates already verified against the root: DER -> (signer, notAfter).
     verified: Mutex<HashMap<Vec<u8>, (Signer, i64)>>,
 }
@@ -23,10 +28,11 @@ impl std::fmt::Debug for X509Crypto {
 }
 
 impl X509Crypto {
-    /// A provider signing as `id` and trusting `id`'s overlay root.
-    pub fn new(id: Arc<Identity>) -> Self {
+    /// A provider signing as `id`, trusting `id`'s overlay root, and that also signs data at a user's Resource-ID with that user's certificate.
+    pub fn with_user_certs(id: Arc<Identity>, user_certs: UserCerts) -> Self {
         Self {
             id,
+            user_certs,
             verified: Mutex::new(HashMap::new()),
         }
     }
@@ -106,5 +112,10 @@ impl CryptoProvider for X509Crypto {
 
     fn user(&self) -> Option<String> {
         Some(self.id.user.clone())
+    }
+
+    fn signer_for(&self, resource: &[u8]) -> Option<(u8, Vec<u8>, Vec<Vec<u8>>)> {
+        let der = self.user_certs.lock().ok()?.get(resource)?.clone();
+        Some((HASH_SHA256, sign::sha256(&der).to_vec(), vec![der]))
     }
 }

@@ -100,6 +100,8 @@ pub struct OverlayHandle {
     pub node_id: NodeId,
     /// Our user name.
     pub user: String,
+    /// Certificates of the users we store for (the gateway adds them).
+    pub user_certs: crypto::UserCerts,
 }
 
 impl std::fmt::Debug for Command {
@@ -250,17 +252,22 @@ pub async fn start(
         finger_ping_interval_ms: 300_000,
         ..NodeConfig::default()
     };
+    let user_certs = crypto::UserCerts::default();
     let node = Node::with_crypto(
         ncfg,
         identity.node_id,
         rand::random(),
-        Box::new(crypto::X509Crypto::new(identity.clone())),
+        Box::new(crypto::X509Crypto::with_user_certs(
+            identity.clone(),
+            user_certs.clone(),
+        )),
     );
     let (tx, rx) = mpsc::channel(256);
     let handle = OverlayHandle {
         tx,
         node_id: identity.node_id,
         user: cfg.user.clone(),
+        user_certs,
     };
     let tls_client = Arc::new(
         crate::pki::tls::client_config(&identity, None)

@@ -8,6 +8,7 @@ mod decode;
 mod harness;
 mod node_start;
 mod overlay;
+mod overlay_calls;
 mod pki;
 mod registrar;
 mod sip_options;

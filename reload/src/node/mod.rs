@@ -579,7 +579,11 @@ impl Node {
     }
 
     fn sign_value(&self, resource: &ResourceId, kind: KindId, v: &mut StoredValue) {
-        let (ih, ch) = self.crypto.identity();
+        // ovgw: a per-user certificate for this resource, when the provider has one.
+        let (ih, ch, certs) = self.crypto.signer_for(&resource.0).unwrap_or_else(|| {
+            let (ih, ch) = self.crypto.identity();
+            (ih, ch, self.crypto.certificates())
+        });
         v.signature.identity_hash_alg = ih;
         v.signature.cert_hash = ch;
         let input = glue::stored_data_signature_input(resource, kind, v);
@@ -587,7 +591,7 @@ impl Node {
         v.signature.hash_alg = h;
         v.signature.sig_alg = s;
         v.signature.value = value;
-        v.certs = self.crypto.certificates();
+        v.certs = certs;
     }
 
     /// Stores `values` (position, value, lifetime in seconds) of `kind` at `resource`.
@@ -877,7 +881,17 @@ impl Node {
         let (code, body_bytes) = glue::encode_body(body);
         let contents = glue::encode_contents(code, &body_bytes);
         let certs = value_certs(body);
-        self.sign_contents(txid, contents, &certs)
+        // ovgw: a non-replica Store of a user's data is signed as that user (RFC 6940 7.3:
+        // the StoreReq signer must conform to the access policy too).
+        let as_user = match body {
+            Body::StoreReq {
+                resource,
+                replica_number: 0,
+                ..
+            } => self.crypto.signer_for(&resource.0),
+            _ => None,
+        };
+        self.sign_contents_as(txid, contents, &certs, as_user)
     }
 
     fn send_request(&mut self, now: Time, dest: Vec<Dest>, body: &Body, purpose: Purpose) -> u64 {
@@ -1327,7 +1341,21 @@ impl Node {
     }
 
     fn sign_contents(&mut self, txid: u64, contents: Vec<u8>, extra: &[Vec<u8>]) -> Vec<u8> {
-        let (ih, ch) = self.crypto.identity();
+        self.sign_contents_as(txid, contents, extra, None)
+    }
+
+    /// Signs as `as_user` (identity hash algorithm, cert hash, certificates) when given.
+    fn sign_contents_as(
+        &mut self,
+        txid: u64,
+        contents: Vec<u8>,
+        extra: &[Vec<u8>],
+        as_user: Option<(u8, Vec<u8>, Vec<Vec<u8>>)>,
+    ) -> Vec<u8> {
+        let (ih, ch, mut certs) = as_user.unwrap_or_else(|| {
+            let (ih, ch) = self.crypto.identity();
+            (ih, ch, self.crypto.certificates())
+        });
         let identity = glue::encode_identity(ih, &ch);
         let mut input = Vec::with_capacity(12 + contents.len() + identity.len());
         input.extend_from_slice(&self.overlay.to_be_bytes());
@@ -1335,7 +1363,6 @@ impl Node {
         input.extend_from_slice(&contents);
         input.extend_from_slice(&identity);
         let (h, s, value) = self.crypto.sign(&input);
-        let mut certs = self.crypto.certificates();
         for c in extra {
             if !certs.contains(c) {
                 certs.push(c.clone());

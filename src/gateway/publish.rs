@@ -1,0 +1,339 @@
+//! REGISTER -> Store (RFC 7904 3.3): every binding change of an AOR becomes a Store of a
+//! SIP-REGISTRATION (Kind 1, DICTIONARY) entry at Resource-ID = H(AOR without scheme),
+//! dictionary key = this node's Node-ID (raw 16 bytes), value = a `sip_registration_route`
+//! whose destination list names this node. Only the Node-ID and the AOR enter the overlay;
+//! the phone's Contact stays in the local registrar. The last binding gone stores
+//! `exists = false` (a delete, RFC 6940 6.2). A failed Store is retried with backoff while
+//! it is still the newest state of that AOR.
+
+use crate::overlay::OverlayHandle;
+use reload::codec::{Codec, Opaque};
+use reload::node::Outcome;
+use reload::storage::{DataValue, KIND_SIP_REGISTRATION, ValueKey};
+use reload::wire::sip::SipRegistration;
+use reload::wire::{Destination, NodeId, ResourceId};
+use sip::registrar::Binding;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Lifetime of a delete (`exists = false`) entry, seconds.
+const DELETE_LIFETIME: u32 = 300;
+/// First retry delay after a failed Store.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// Longest retry delay.
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// What is known about one AOR's registration (for `/status`).
+#[derive(Debug, Clone)]
+struct Entry {
+    contacts: Vec<String>,
+    expires_at: Option<Instant>,
+    resource: ResourceId,
+    generation: u64,
+    stored: bool,
+    replicas: Vec<NodeId>,
+    last_error: Option<String>,
+}
+
+/// Issues a certificate (DER) binding a user name (`1001@p2psip.local`) to this node's
+/// Node-ID and key, so that the node may sign that user's SIP-REGISTRATION (USER-NODE-MATCH).
+pub type CertIssuer = Arc<dyn Fn(&str) -> Result<Vec<u8>, String> + Send + Sync>;
+
+/// Publishes the registrar's bindings into the overlay.
+#[derive(Clone)]
+pub struct Publisher {
+    overlay: OverlayHandle,
+    issuer: Option<CertIssuer>,
+    state: Arc<Mutex<HashMap<String, Entry>>>,
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+/// The AOR without its scheme (`sip:1001@p2psip.local` -> `1001@p2psip.local`): the name
+/// whose hash is the Resource-ID (RFC 7904 3.3).
+pub fn resource_name(aor: &str) -> &str {
+    aor.strip_prefix("sips:")
+        .or_else(|| aor.strip_prefix("sip:"))
+        .unwrap_or(aor)
+}
+
+/// The Resource-ID of an AOR.
+pub fn resource_of(aor: &str) -> ResourceId {
+    ResourceId::hash(resource_name(aor).as_bytes())
+}
+
+/// The `contact_prefs` (RFC 3840 feature predicate) our route entries carry.
+pub const CONTACT_PREFS: &str = "(sip.schemes=SIP)";
+
+/// The encoded route value naming `node`.
+pub fn route_value(node: NodeId) -> Vec<u8> {
+    let reg = SipRegistration::Route {
+        contact_prefs: Opaque::from(CONTACT_PREFS.as_bytes().to_vec()),
+        destination_list: vec![Destination::Node(node)],
+    };
+    // ok: a 16-byte Node-ID and a short predicate always fit their u16 prefixes.
+    reg.to_bytes().unwrap_or_default()
+}
+
+impl Publisher {
+    /// A publisher storing through `overlay`.
+    /// `issuer` makes the per-user certificates (none: only the node's own user's
+    /// registration can be stored).
+    pub fn new(overlay: OverlayHandle, issuer: Option<CertIssuer>) -> Self {
+        Publisher {
+            overlay,
+            issuer,
+            state: Arc::new(Mutex::new(HashMap::new())),
+            locks: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A binding change of `aor` (every current binding; empty: none left). Must be called
+    /// inside the tokio runtime; the Store runs in its own task.
+    pub fn binding_changed(&self, aor: &str, bindings: &[Binding], now: Instant) {
+        let resource = resource_of(aor);
+        let expires_at = bindings.iter().map(|b| b.expires_at).max();
+        let contacts = bindings.iter().map(|b| b.contact.uri.to_string()).collect();
+        let generation = {
+            let mut st = self.state();
+            let e = st.entry(aor.to_owned()).or_insert_with(|| Entry {
+                contacts: Vec::new(),
+                expires_at: None,
+                resource: resource.clone(),
+                generation: 0,
+                stored: false,
+                replicas: Vec::new(),
+                last_error: None,
+            });
+            e.generation += 1;
+            e.contacts = contacts;
+            e.expires_at = expires_at;
+            e.stored = false;
+            e.generation
+        };
+        let lifetime = expires_at
+            .map(|t| t.saturating_duration_since(now).as_secs().max(1) as u32)
+            .unwrap_or(DELETE_LIFETIME);
+        let value = match expires_at {
+            Some(_) => DataValue {
+                exists: true,
+                value: route_value(self.overlay.node_id),
+            },
+            None => DataValue {
+                exists: false,
+                value: Vec::new(),
+            },
+        };
+        let me = self.clone();
+        let aor = aor.to_owned();
+        tokio::spawn(async move {
+            me.store_until_done(aor, resource, generation, value, lifetime)
+                .await;
+        });
+    }
+
+    fn is_current(&self, aor: &str, generation: u64) -> bool {
+        self.state()
+            .get(aor)
+            .is_some_and(|e| e.generation == generation)
+    }
+
+    async fn store_until_done(
+        &self,
+        aor: String,
+        resource: ResourceId,
+        generation: u64,
+        value: DataValue,
+        lifetime: u32,
+    ) {
+        let lock = {
+            let mut l = self
+                .locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            l.entry(aor.clone()).or_default().clone()
+        };
+        // One Store per AOR at a time, so an older state never lands after a newer one.
+        let _serial = lock.lock().await;
+        let name = resource_name(&aor).to_owned();
+        let what = if value.exists {
+            "registration"
+        } else {
+            "removal of the registration"
+        };
+        self.ensure_cert(&name, &resource);
+        let mut delay = RETRY_FIRST;
+        loop {
+            if !self.is_current(&aor, generation) {
+                return; // a newer binding state superseded this one
+            }
+            let r = self
+                .overlay
+                .store(
+                    resource.clone(),
+                    KIND_SIP_REGISTRATION,
+                    vec![(
+                        ValueKey::Key(self.overlay.node_id.to_array().to_vec()),
+                        value.clone(),
+                        lifetime,
+                    )],
+                )
+                .await;
+            let err = match r {
+                Ok(Outcome::Stored(k)) => {
+                    let replicas: Vec<NodeId> =
+                        k.iter().flat_map(|(_, _, r)| r.iter().copied()).collect();
+                    tracing::info!(
+                        "stored {what} of {name} in the overlay at resource {}, lifetime {lifetime} s, replicas {}",
+                        hex::encode(&resource.0),
+                        if replicas.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            replicas
+                                .iter()
+                                .map(|n| hex::encode(n.to_array()))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    );
+                    let mut st = self.state();
+                    if !value.exists {
+                        if st.get(&aor).is_some_and(|e| e.generation == generation) {
+                            st.remove(&aor);
+                        }
+                    } else if let Some(e) = st.get_mut(&aor).filter(|e| e.generation == generation)
+                    {
+                        e.stored = true;
+                        e.replicas = replicas;
+                        e.last_error = None;
+                    }
+                    return;
+                }
+                Ok(other) => format!("unexpected answer {other:?}"),
+                Err(crate::overlay::HandleError::Request(reload::node::RequestError::Error {
+                    code: 2,
+                    ..
+                })) => {
+                    // Error_Forbidden (RFC 6940 6.3.3.1): USER-NODE-MATCH wants a certificate
+                    // whose user name is this AOR; retrying cannot help.
+                    let err = format!(
+                        "Error_Forbidden: the overlay only accepts a SIP-REGISTRATION for {name} \
+                         signed with a certificate for user {name}; this node's certificate is for \
+                         user {}",
+                        self.overlay.user
+                    );
+                    tracing::warn!("could not store {what} of {name} in the overlay: {err}");
+                    if let Some(e) = self
+                        .state()
+                        .get_mut(&aor)
+                        .filter(|e| e.generation == generation)
+                    {
+                        e.last_error = Some(err);
+                    }
+                    return;
+                }
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(
+                "could not store {what} of {name} in the overlay ({err}); trying again in {} s",
+                delay.as_secs()
+            );
+            if let Some(e) = self
+                .state()
+                .get_mut(&aor)
+                .filter(|e| e.generation == generation)
+            {
+                e.last_error = Some(err);
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(RETRY_MAX);
+        }
+    }
+
+    /// Makes sure the node holds a certificate for user `name` to sign its entries with.
+    fn ensure_cert(&self, name: &str, resource: &ResourceId) {
+        let Some(issuer) = &self.issuer else { return };
+        if name == self.overlay.user {
+            return;
+        }
+        let have = self
+            .overlay
+            .user_certs
+            .lock()
+            .map(|m| m.contains_key(&resource.0))
+            .unwrap_or(true);
+        if have {
+            return;
+        }
+        match issuer(name) {
+            Ok(der) => {
+                tracing::info!(
+                    "issued a certificate for user {name} on this node (Node-ID {}) to sign its registrations",
+                    hex::encode(self.overlay.node_id.to_array())
+                );
+                if let Ok(mut m) = self.overlay.user_certs.lock() {
+                    m.insert(resource.0.clone(), der);
+                }
+            }
+            Err(e) => tracing::warn!("could not issue a certificate for user {name}: {e}"),
+        }
+    }
+
+    /// The registrations as JSON for `/status`: AOR, contacts, seconds to expiry,
+    /// Resource-ID, whether the overlay holds them, replicas.
+    pub fn status(&self) -> serde_json::Value {
+        let now = Instant::now();
+        let st = self.state();
+        let mut aors: Vec<&String> = st.keys().collect();
+        aors.sort();
+        serde_json::Value::Array(
+            aors.into_iter()
+                .filter_map(|a| st.get(a).map(|e| (a, e)))
+                .map(|(aor, e)| {
+                    serde_json::json!({
+                        "aor": aor,
+                        "contacts": e.contacts,
+                        "expires_in": e.expires_at.map(|t| t.saturating_duration_since(now).as_secs()),
+                        "resource_id": hex::encode(&e.resource.0),
+                        "stored": e.stored,
+                        "replicas": e.replicas.iter().map(|n| hex::encode(n.to_array())).collect::<Vec<_>>(),
+                        "last_error": e.last_error,
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_is_hash_of_aor_without_scheme() {
+        assert_eq!(
+            resource_of("sip:1001@p2psip.local"),
+            ResourceId::hash(b"1001@p2psip.local")
+        );
+        assert_eq!(resource_name("1001@x"), "1001@x");
+    }
+
+    #[test]
+    fn route_value_names_node() {
+        let v = route_value(NodeId(7));
+        let r = SipRegistration::from_bytes(&v).unwrap();
+        assert_eq!(
+            r,
+            SipRegistration::Route {
+                contact_prefs: Opaque::from(CONTACT_PREFS.as_bytes().to_vec()),
+                destination_list: vec![Destination::Node(NodeId(7))],
+            }
+        );
+    }
+}
