@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-#[path = "../tests/common/pki.rs"]
+#[path = "../tests/support/pki.rs"]
 mod pki;
 
 use divan::{Bencher, black_box};
@@ -29,8 +29,14 @@ fn provider(rsa: bool) -> (X509Crypto, Vec<u8>) {
         pki::NOW + 86_400,
         rsa,
     );
-    let p = X509Crypto::new("bench.overlay", &ca.cert_der, &id.cert_der, &id.key_der, pki::NOW)
-        .unwrap();
+    let p = X509Crypto::new(
+        "bench.overlay",
+        &ca.cert_der,
+        &id.cert_der,
+        &id.key_der,
+        pki::NOW,
+    )
+    .unwrap();
     (p, ca.cert_der)
 }
 

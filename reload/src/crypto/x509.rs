@@ -16,8 +16,8 @@ use aws_lc_rs::{
     signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair, UnparsedPublicKey},
 };
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -249,9 +249,12 @@ pub fn verify_chain(
             "certificate was not issued by this overlay's CA (issuer name differs)".into(),
         ));
     }
-    leaf.verify_signature(Some(root.public_key())).map_err(|_| {
-        X509Error::Untrusted("certificate signature does not verify with the overlay CA key".into())
-    })?;
+    leaf.verify_signature(Some(root.public_key()))
+        .map_err(|_| {
+            X509Error::Untrusted(
+                "certificate signature does not verify with the overlay CA key".into(),
+            )
+        })?;
     for (what, c) in [("certificate", &leaf), ("overlay CA certificate", &root)] {
         let v = c.validity();
         if now_unix < v.not_before.timestamp() {
@@ -388,7 +391,9 @@ fn key_kind(cert: &X509Certificate<'_>) -> KeyKind {
 fn verify_with(key: &KeyKind, alg: SigAlg, data: &[u8], sig: &[u8]) -> Result<(), X509Error> {
     let (algorithm, bits): (&dyn signature::VerificationAlgorithm, &[u8]) =
         match (alg.hash, alg.sig, key) {
-            (HASH_SHA256, SIG_ECDSA, KeyKind::EcdsaP256(b)) => (&signature::ECDSA_P256_SHA256_ASN1, b),
+            (HASH_SHA256, SIG_ECDSA, KeyKind::EcdsaP256(b)) => {
+                (&signature::ECDSA_P256_SHA256_ASN1, b)
+            }
             (HASH_SHA256, SIG_RSA, KeyKind::Rsa(b)) => (&signature::RSA_PKCS1_2048_8192_SHA256, b),
             (h, s, _) => {
                 return Err(X509Error::BadSignature(format!(

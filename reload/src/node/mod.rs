@@ -1543,7 +1543,11 @@ impl Node {
         if replica {
             let window = self.cfg.replicas.max(1) + 1;
             let plausible = signer.node_ids.iter().any(|n| {
-                self.table.predecessors().iter().take(window).any(|p| p == n)
+                self.table
+                    .predecessors()
+                    .iter()
+                    .take(window)
+                    .any(|p| p == n)
                     || self.table.successors().iter().take(window).any(|p| p == n)
             });
             if !plausible {

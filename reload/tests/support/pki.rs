@@ -3,8 +3,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 use reload::crypto::x509::{OID_REGISTRAR_ARCS, registrar_extension_value, reload_uri};
 use reload::wire::NodeId;
@@ -36,10 +36,16 @@ impl TestCa {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let mut p = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("p2psip overlay CA for {overlay}"));
+        dn.push(
+            DnType::CommonName,
+            format!("p2psip overlay CA for {overlay}"),
+        );
         p.distinguished_name = dn;
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         p.not_before = t(NOW - 86_400 * 10);
         p.not_after = t(NOW + 86_400 * 3650);
         let cert = p.self_signed(&key).unwrap();
@@ -69,8 +75,9 @@ impl TestCa {
         let mut p = CertificateParams::default();
         p.distinguished_name = DistinguishedName::new();
         for id in ids {
-            p.subject_alt_names
-                .push(SanType::URI(reload_uri(*id, &self.overlay).try_into().unwrap()));
+            p.subject_alt_names.push(SanType::URI(
+                reload_uri(*id, &self.overlay).try_into().unwrap(),
+            ));
         }
         p.subject_alt_names
             .push(SanType::Rfc822Name(user.to_string().try_into().unwrap()));
