@@ -588,3 +588,34 @@ impl CryptoProvider for X509Crypto {
             .unwrap_or(false)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registrar_extension_roundtrip_and_malformed() {
+        let long = "d".repeat(200);
+        for doms in [
+            vec![],
+            vec!["example.org"],
+            vec!["*", "a.example", long.as_str()],
+        ] {
+            let v = registrar_extension_value(&doms);
+            let back = parse_registrar_extension(&v).unwrap();
+            assert_eq!(back, doms.iter().map(|d| d.to_string()).collect::<Vec<_>>());
+        }
+        assert!(parse_registrar_extension(&[0x30, 0x05, 0x16, 0x01]).is_none());
+        assert!(parse_registrar_extension(&[0x30, 0x02, 0x04, 0x00]).is_none());
+        assert!(parse_registrar_extension(&[]).is_none());
+    }
+
+    #[test]
+    fn reload_uri_roundtrip() {
+        let id = NodeId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+        let u = reload_uri(id, "example.org");
+        assert_eq!(parse_reload_uri(&u), Some((id, "example.org".into())));
+        assert_eq!(parse_reload_uri("reload://0123@example.org/"), None);
+    }
+}
