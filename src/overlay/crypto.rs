@@ -46,9 +46,14 @@ impl X509Crypto {
             return Some(s.clone());
         }
         let info = cert::verify_chain(der, &self.id.root_der, &self.id.overlay, now).ok()?;
+        // The registrar role (docs/SECURITY.md) travels in a private certificate extension.
+        let registrar_domains = reload::crypto::x509::parse(der, &self.id.overlay)
+            .map(|i| i.registrar_domains)
+            .unwrap_or_default();
         let s = Signer {
             node_ids: info.node_ids,
             user: info.user,
+            registrar_domains,
         };
         if let Ok(mut m) = self.verified.lock() {
             if m.len() > 4096 {

@@ -259,6 +259,19 @@ impl Ca {
         count: usize,
         now: i64,
     ) -> Result<Vec<u8>, PkiError> {
+        self.issue_with_role(csr_der, user, count, &[], now)
+    }
+
+    /// [`Ca::issue`], granting the registrar role for the AOR domains in `registrar` (the
+    /// p2psip registrar-role extension, docs/SECURITY.md; empty = no role).
+    pub fn issue_with_role(
+        &self,
+        csr_der: &[u8],
+        user: &str,
+        count: usize,
+        registrar: &[&str],
+        now: i64,
+    ) -> Result<Vec<u8>, PkiError> {
         let csr = CertificateSigningRequestParams::from_der(
             &rustls::pki_types::CertificateSigningRequestDer::from(csr_der.to_vec()),
         )
@@ -281,7 +294,7 @@ impl Ca {
             return Err(PkiError::Refused(Refusal::NodeIdsNotAvailable));
         }
         let ids = self.node_ids_for(user, count)?;
-        self.sign_node_cert(&csr.public_key, user, &ids, now, NODE_CERT_DAYS)
+        self.sign_node_cert_with_role(&csr.public_key, user, &ids, registrar, now, NODE_CERT_DAYS)
     }
 
     /// Signs a node certificate for `public_key` with the given identities and lifetime.
@@ -293,7 +306,27 @@ impl Ca {
         now: i64,
         days: i64,
     ) -> Result<Vec<u8>, PkiError> {
+        self.sign_node_cert_with_role(public_key, user, ids, &[], now, days)
+    }
+
+    /// [`Ca::sign_node_cert`] with the registrar-role extension for `registrar` domains.
+    pub fn sign_node_cert_with_role(
+        &self,
+        public_key: &impl rcgen::PublicKeyData,
+        user: &str,
+        ids: &[NodeId],
+        registrar: &[&str],
+        now: i64,
+        days: i64,
+    ) -> Result<Vec<u8>, PkiError> {
         let mut p = CertificateParams::default();
+        if !registrar.is_empty() {
+            p.custom_extensions
+                .push(rcgen::CustomExtension::from_oid_content(
+                    &reload::crypto::x509::OID_REGISTRAR_ARCS,
+                    reload::crypto::x509::registrar_extension_value(registrar),
+                ));
+        }
         p.distinguished_name = DistinguishedName::new();
         for id in ids {
             let uri = cert::reload_uri(*id, &self.overlay);

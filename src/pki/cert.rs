@@ -196,6 +196,16 @@ mod tests {
         assert_eq!(info.node_ids.len(), 1);
         assert_eq!(info.user.as_deref(), Some("alice@test.overlay"));
         assert!(!info.is_ca);
+        // No registrar role unless granted; with the role, the domains come back.
+        let x = reload::crypto::x509::parse(&der, "test.overlay").unwrap();
+        assert!(x.registrar_domains.is_empty());
+        let (csr2, _key2) = testutil::csr("reg@test.overlay");
+        let der2 = ca
+            .issue_with_role(&csr2, "reg@test.overlay", 1, &["test.overlay"], now)
+            .unwrap();
+        let x2 = reload::crypto::x509::parse(&der2, "test.overlay").unwrap();
+        assert_eq!(x2.registrar_domains, vec!["test.overlay".to_string()]);
+        assert!(verify_chain(&der2, ca.cert_der(), "test.overlay", now).is_ok());
         // Another overlay's name: no Node-IDs.
         assert!(parse(&der, "other").unwrap().node_ids.is_empty());
         // Outside the validity window.

@@ -1,6 +1,10 @@
 //! The `CryptoProvider` seam: message and StoredData signatures (RFC 6940 sections 6.3.4,
-//! 7.1) go through this trait so the engine never names an algorithm. Real X.509/ECDSA is a
-//! later provider; [`TestCrypto`] is a keyed-hash stand-in for the simulator and tests.
+//! 7.1) go through this trait so the engine never names an algorithm. [`x509::X509Crypto`]
+//! (feature `x509`, default on) is the real X.509/ECDSA/RSA provider; [`TestCrypto`] is a
+//! keyed-hash stand-in for the simulator's large runs and unit tests.
+
+#[cfg(feature = "x509")]
+pub mod x509;
 
 use crate::wire::NodeId;
 use sha1::{Digest, Sha1};
@@ -20,6 +24,8 @@ pub struct Signer {
     pub node_ids: Vec<NodeId>,
     /// The certificate's user name (rfc822Name), if any.
     pub user: Option<String>,
+    /// AOR domains of the p2psip registrar role (empty: no role; see docs/SECURITY.md).
+    pub registrar_domains: Vec<String>,
 }
 
 /// A signature as the engine carries it: algorithm code points, the signer's certificate hash
@@ -59,6 +65,17 @@ pub trait CryptoProvider: std::fmt::Debug {
     /// algorithm, certificate hash, certificates). The signing key stays ours.
     fn signer_for(&self, _resource: &[u8]) -> Option<(u8, Vec<u8>, Vec<Vec<u8>>)> {
         None
+    }
+    /// Tells the provider the node's current time in ms (certificate validity checks). The
+    /// default ignores it.
+    fn set_time(&self, now_ms: u64) {
+        let _ = now_ms;
+    }
+    /// Whether a certificate with this hash is already verified and cached (so a signature
+    /// naming it can be checked without the certificate being carried).
+    fn knows_certificate(&self, hash: &[u8]) -> bool {
+        let _ = hash;
+        false
     }
 }
 
@@ -127,9 +144,16 @@ impl CryptoProvider for TestCrypto {
             .get(16..)
             .filter(|u| !u.is_empty())
             .and_then(|u| String::from_utf8(u.to_vec()).ok());
+        // "registrar:" users carry the test registrar role for every domain.
+        let registrar_domains = if user.as_deref().is_some_and(|u| u.starts_with("registrar")) {
+            vec!["*".to_string()]
+        } else {
+            Vec::new()
+        };
         Some(Signer {
             node_ids: vec![node],
             user,
+            registrar_domains,
         })
     }
 
@@ -165,7 +189,8 @@ mod tests {
             who,
             Some(Signer {
                 node_ids: vec![NodeId(7)],
-                user: Some("alice@example.com".into())
+                user: Some("alice@example.com".into()),
+                registrar_domains: vec![],
             })
         );
         assert!(a.verify(b"hellO", &sig, &certs).is_none());

@@ -267,6 +267,29 @@ pub enum Output {
     Event(Event),
 }
 
+/// Signs StoredData `v` of `kind` at `resource` with `crypto` (RFC 6940 7.1): fills the
+/// SignerIdentity, the signature and the certificates kept with the value.
+pub fn sign_stored_value(
+    crypto: &dyn CryptoProvider,
+    resource: &ResourceId,
+    kind: KindId,
+    v: &mut StoredValue,
+) {
+    // ovgw: a per-user certificate for this resource, when the provider has one.
+    let (ih, ch, certs) = crypto.signer_for(&resource.0).unwrap_or_else(|| {
+        let (ih, ch) = crypto.identity();
+        (ih, ch, crypto.certificates())
+    });
+    v.signature.identity_hash_alg = ih;
+    v.signature.cert_hash = ch;
+    let input = glue::stored_data_signature_input(resource, kind, v);
+    let (h, s, value) = crypto.sign(&input);
+    v.signature.hash_alg = h;
+    v.signature.sig_alg = s;
+    v.signature.value = value;
+    v.certs = certs;
+}
+
 /// Counters for diagnostics and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -280,6 +303,15 @@ pub struct Stats {
     pub forwarded: u64,
     /// Duplicate requests answered from the cache.
     pub duplicates: u64,
+    /// Messages dropped because their signature did not verify (bad signature, unknown or
+    /// untrusted certificate, foreign CA, expired) (RFC 6940 6.3.4).
+    pub bad_signature: u64,
+    /// Messages dropped because the originating Node-ID is not in the signer's certificate.
+    pub impersonation: u64,
+    /// Stores refused with Error_Forbidden (signature, access control, replica source).
+    pub store_forbidden: u64,
+    /// Fetched values dropped because their StoredData signature or policy check failed.
+    pub fetch_values_dropped: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -547,6 +579,7 @@ impl Node {
 
     /// Feeds one input.
     pub fn handle_input(&mut self, now: Time, input: Input) {
+        self.crypto.set_time(now.0);
         match input {
             Input::LinkUp { link, peer } => self.on_link_up(now, link, peer),
             Input::LinkDown { link } => self.on_link_down(now, link),
@@ -579,19 +612,38 @@ impl Node {
     }
 
     fn sign_value(&self, resource: &ResourceId, kind: KindId, v: &mut StoredValue) {
-        // ovgw: a per-user certificate for this resource, when the provider has one.
-        let (ih, ch, certs) = self.crypto.signer_for(&resource.0).unwrap_or_else(|| {
-            let (ih, ch) = self.crypto.identity();
-            (ih, ch, self.crypto.certificates())
-        });
-        v.signature.identity_hash_alg = ih;
-        v.signature.cert_hash = ch;
-        let input = glue::stored_data_signature_input(resource, kind, v);
-        let (h, s, value) = self.crypto.sign(&input);
-        v.signature.hash_alg = h;
-        v.signature.sig_alg = s;
-        v.signature.value = value;
-        v.certs = certs;
+        sign_stored_value(self.crypto.as_ref(), resource, kind, v);
+    }
+
+    /// Stores already-signed `values` of `kind` at `resource` as they are (no re-signing):
+    /// for a registrar refreshing what it stored, and for tests that play an attacker.
+    /// `replica_number` > 0 sends a replica Store. Completion: [`Event::Completed`].
+    #[must_use = "the RequestId identifies the completion event"]
+    pub fn store_signed(
+        &mut self,
+        now: Time,
+        resource: ResourceId,
+        replica_number: u8,
+        kind: KindId,
+        values: Vec<StoredValue>,
+    ) -> RequestId {
+        let req = self.new_request();
+        let body = Body::StoreReq {
+            resource: resource.clone(),
+            replica_number,
+            kinds: vec![StoreKind {
+                kind,
+                generation: 0,
+                values,
+            }],
+        };
+        self.send_request(
+            now,
+            vec![Dest::Resource(resource)],
+            &body,
+            Purpose::App(req),
+        );
+        req
     }
 
     /// Stores `values` (position, value, lifetime in seconds) of `kind` at `resource`.
@@ -1161,8 +1213,26 @@ impl Node {
                 .verify(&input, &parsed.security.signature, &parsed.security.certs)
         else {
             self.stats.dropped += 1;
+            self.stats.bad_signature += 1;
             return;
         };
+        // A request's originator (first via entry, else the link peer) must be a Node-ID of
+        // the signer's certificate: nobody speaks for a Node-ID it cannot prove (RFC 6940
+        // 6.3.4, 13.3). Answers carry no via list here; they are checked against the
+        // expected responder below.
+        let origin = match header.via_list.first() {
+            _ if !msg::is_request(parsed.code) => None,
+            Some(Dest::Node(n)) => Some(*n),
+            Some(_) => None,
+            None => from,
+        };
+        if let Some(o) = origin
+            && !signer.node_ids.contains(&o)
+        {
+            self.stats.dropped += 1;
+            self.stats.impersonation += 1;
+            return;
+        }
         let request = msg::is_request(parsed.code);
         if request {
             if let Some((_, code, body, certs)) = self.answered.get(&header.transaction_id).cloned()
@@ -1521,6 +1591,23 @@ impl Node {
         if !replica && !self.table.is_responsible(k) {
             return self.error_body(error_code::NOT_FOUND);
         }
+        // A replica (or hand-over) comes from a neighbour: a predecessor within the replica
+        // window, or a successor handing data to us on join/leave (RFC 6940 7.4.1.1, 10).
+        if replica {
+            let window = self.cfg.replicas.max(1) + 1;
+            let plausible = signer.node_ids.iter().any(|n| {
+                self.table
+                    .predecessors()
+                    .iter()
+                    .take(window)
+                    .any(|p| p == n)
+                    || self.table.successors().iter().take(window).any(|p| p == n)
+            });
+            if !plausible {
+                self.stats.store_forbidden += 1;
+                return self.error_body(error_code::FORBIDDEN);
+            }
+        }
         // Unknown kinds first (error_info lists them).
         let unknown: Vec<KindId> = kinds
             .iter()
@@ -1541,12 +1628,15 @@ impl Node {
             };
             for v in &mut sk.values {
                 let Some(who) = self.verify_value(&resource, sk.kind, v) else {
+                    self.stats.store_forbidden += 1;
                     return self.error_body(error_code::FORBIDDEN);
                 };
                 if !storage::access_allowed(def.policy, &resource, &v.key, &who) {
+                    self.stats.store_forbidden += 1;
                     return self.error_body(error_code::FORBIDDEN);
                 }
                 if !replica && !storage::access_allowed(def.policy, &resource, &v.key, signer) {
+                    self.stats.store_forbidden += 1;
                     return self.error_body(error_code::FORBIDDEN);
                 }
                 // Keep only the certificates this value needs.
@@ -1708,17 +1798,32 @@ impl Node {
                             Some(Dest::Resource(r)) => r.clone(),
                             _ => ResourceId::default(),
                         };
+                        // Every reader verifies every value: signature, trusted certificate
+                        // and the Kind's access policy (RFC 6940 7.1, 7.3).
+                        let mut dropped = 0u64;
                         let kinds = kinds
                             .into_iter()
                             .map(|mut k| {
                                 let kind = k.kind;
+                                let policy = self.cfg.kinds.get(kind).map(|d| d.policy);
+                                let before = k.values.len();
                                 k.values.retain(|v| {
                                     !v.value.exists && v.signature.sig_alg == 0
-                                        || self.verify_value(&resource, kind, v).is_some()
+                                        || self.verify_value(&resource, kind, v).is_some_and(
+                                            |who| {
+                                                policy.is_none_or(|p| {
+                                                    storage::access_allowed(
+                                                        p, &resource, &v.key, &who,
+                                                    )
+                                                })
+                                            },
+                                        )
                                 });
+                                dropped += (before - k.values.len()) as u64;
                                 k
                             })
                             .collect();
+                        self.stats.fetch_values_dropped += dropped;
                         Ok(Outcome::Fetched(kinds))
                     }
                     Body::StatAns(s) => Ok(Outcome::Stat(s)),

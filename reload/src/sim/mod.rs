@@ -4,7 +4,10 @@
 //! [`SimConfig`] always gives the same [`SimReport`] (apart from `wall_seconds`, which the
 //! caller measures because this crate never reads a clock).
 
-use crate::node::{Event, Input, LinkId, Node, NodeConfig, Outcome, Output, RequestId, Time};
+use crate::crypto::CryptoProvider;
+use crate::node::{
+    Event, Input, LinkId, Node, NodeConfig, Outcome, Output, RequestError, RequestId, Time,
+};
 use crate::storage::{DataValue, KIND_SIP_REGISTRATION, Selector, ValueKey};
 use crate::topology::dist;
 use crate::wire::{NodeId, ResourceId};
@@ -44,7 +47,36 @@ pub struct SimConfig {
     pub settle_secs: u64,
     /// Print progress to stderr.
     pub progress: bool,
+    /// Which crypto provider the peers use.
+    pub crypto: SimCrypto,
 }
+
+/// Makes a peer's identity: given the slot index and a proposed random Node-ID, returns the
+/// Node-ID the peer runs as and its crypto provider (which may or may not match).
+pub type CryptoFactory =
+    std::sync::Arc<dyn Fn(usize, NodeId) -> (NodeId, Box<dyn CryptoProvider>) + Send + Sync>;
+
+/// The simulator's crypto choice.
+#[derive(Clone, Default)]
+pub enum SimCrypto {
+    /// [`crate::crypto::TestCrypto`] (keyed SHA-1): fast, for the large runs.
+    #[default]
+    Test,
+    /// A caller-supplied provider per peer (for example X.509 with real certificates).
+    Custom(CryptoFactory),
+}
+
+impl std::fmt::Debug for SimCrypto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SimCrypto::Test => f.write_str("Test"),
+            SimCrypto::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+/// The result of a request issued through [`Sim::with_node`].
+pub type Completion = (RequestId, Result<Outcome, RequestError>);
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -62,6 +94,7 @@ impl Default for SimConfig {
             update_interval_ms: 120_000,
             settle_secs: 120,
             progress: false,
+            crypto: SimCrypto::Test,
         }
     }
 }
@@ -203,6 +236,7 @@ pub struct Sim {
     messages: u64,
     workload_start: Time,
     workload_end: Time,
+    completions: HashMap<usize, Vec<Completion>>,
 }
 
 /// Virtual time the simulation starts at (ms since the Unix epoch, 2026-01-01).
@@ -264,6 +298,7 @@ impl Sim {
             messages: 0,
             workload_start: Time(0),
             workload_end: Time(0),
+            completions: HashMap::new(),
         }
     }
 
@@ -334,8 +369,15 @@ impl Sim {
             }
         };
         let seed: u64 = self.rng.random();
+        let node = match &self.cfg.crypto {
+            SimCrypto::Test => Node::new(cfg, id, seed),
+            SimCrypto::Custom(f) => {
+                let (id, crypto) = f(i, id);
+                Node::with_crypto(cfg, id, seed, crypto)
+            }
+        };
         self.slots.push(Slot {
-            node: Node::new(cfg, id, seed),
+            node,
             alive: true,
             timer_at: None,
             links: BTreeSet::new(),
@@ -537,7 +579,11 @@ impl Sim {
                         self.hops.push(hops);
                     }
                 }
-                None => {}
+                None => self
+                    .completions
+                    .entry(i)
+                    .or_default()
+                    .push((request, result)),
             },
             Event::Joined | Event::Left => {}
         }
@@ -837,6 +883,44 @@ impl Sim {
         // Let stabilisation settle.
         let t = self.now.plus_ms(30_000);
         self.run_until(t);
+    }
+
+    /// Adds one peer after [`Sim::build`] and runs until it joined (at most 60 s).
+    pub fn join_node(&mut self) -> usize {
+        let i = self.add_node(false);
+        self.push(self.now, Ev::Start { node: i });
+        let deadline = self.now.plus_ms(60_000);
+        while !self.slots.get(i).is_some_and(|s| s.node.is_joined()) && self.now < deadline {
+            let t = self.now.plus_ms(500);
+            self.run_until(t);
+        }
+        i
+    }
+
+    /// Runs the simulation for `ms` more milliseconds.
+    pub fn run_for(&mut self, ms: u64) {
+        let t = self.now.plus_ms(ms);
+        self.run_until(t);
+    }
+
+    /// The current virtual time.
+    #[must_use]
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// Calls `f` with peer `i` and the current time (to issue requests), then sends what the
+    /// peer produced. Completions come back through [`Sim::take_completions`].
+    pub fn with_node<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, Time) -> R) -> Option<R> {
+        let now = self.now;
+        let r = f(&mut self.slots.get_mut(i)?.node, now);
+        self.drain(i);
+        Some(r)
+    }
+
+    /// Completed requests of peer `i` that were issued through [`Sim::with_node`].
+    pub fn take_completions(&mut self, i: usize) -> Vec<Completion> {
+        self.completions.remove(&i).unwrap_or_default()
     }
 
     /// Every live peer registers its user.

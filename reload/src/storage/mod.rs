@@ -35,8 +35,13 @@ pub enum AccessPolicy {
     NodeMatch,
     /// Resource-ID = H(user name) and dictionary key = Node-ID.
     UserNodeMatch,
-    /// Resource-ID = H(Node-ID || i), 1 <= i <= max.
+    /// Resource-ID = H(Node-ID || i), 1 <= i <= max; `i` is encoded as a 4-byte big-endian
+    /// integer (RFC 6940 7.3.4 leaves the encoding open).
     NodeMultiple(u32),
+    /// p2psip's SIP-REGISTRATION rule: USER-NODE-MATCH, or the signer holds the registrar
+    /// role (certificate extension) and the dictionary key is the signer's Node-ID
+    /// (docs/SECURITY.md "Registrar identity"; announced as a mandatory extension).
+    UserNodeMatchOrRegistrar,
 }
 
 /// A Kind definition (RFC 6940 7.4.5).
@@ -69,7 +74,7 @@ impl Default for KindRegistry {
         r.insert(KindDef {
             id: KIND_SIP_REGISTRATION,
             model: DataModel::Dictionary,
-            policy: AccessPolicy::UserNodeMatch,
+            policy: AccessPolicy::UserNodeMatchOrRegistrar,
             max_count: 16,
             max_size: 1000,
         });
@@ -265,7 +270,14 @@ pub fn access_allowed(
             .as_ref()
             .is_some_and(|u| sha1_128(u.as_bytes()).as_slice() == resource.0.as_slice())
     };
+    let key_is_signer = || match key {
+        ValueKey::Key(k) => signer.node_ids.iter().any(|n| n.to_array() == k[..]),
+        _ => false,
+    };
     match policy {
+        AccessPolicy::UserNodeMatchOrRegistrar => {
+            key_is_signer() && (user_ok() || !signer.registrar_domains.is_empty())
+        }
         AccessPolicy::UserMatch => user_ok(),
         AccessPolicy::NodeMatch => signer
             .node_ids
@@ -609,6 +621,7 @@ pub fn test_signer(node: NodeId, user: Option<&str>) -> Signer {
     Signer {
         node_ids: vec![node],
         user: user.map(str::to_owned),
+        registrar_domains: Vec::new(),
     }
 }
 
