@@ -27,8 +27,8 @@ pub struct DiagArgs {
     /// What to ask.
     #[command(subcommand)]
     pub cmd: DiagCommand,
-    /// The running node's admin endpoint (host:port).
-    #[arg(long, default_value = "127.0.0.1:6090", global = true)]
+    /// The running node's admin endpoint (host:port; the default matches `admin.listen`).
+    #[arg(long, default_value = "127.0.0.1:9060", global = true)]
     pub admin: String,
     /// Give up after this many milliseconds.
     #[arg(long, default_value_t = 5000, global = true)]

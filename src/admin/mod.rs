@@ -8,15 +8,23 @@
 //!   under this node's user (SIP-REGISTRATION Kind, key = our Node-ID) and fetch a user's
 //!   values; `POST /debug/bench?op=fetch|store&n=N&concurrency=C&users=a,b` runs N
 //!   requests from inside the node and reports latency percentiles. Only when `admin.debug`
-//!   is true.
+//!   is true;
+//! * `POST /diag`: RFC 7851 diagnostics for `p2psip diag` (ping, PathTrack walk, node
+//!   information); request and reply JSON are described in [`crate::diag_cmd`].
 
-use crate::overlay::OverlayHandle;
+use crate::diag_cmd::{DiagReply, DiagRequest, Hop, InfoItem, Target};
+use crate::overlay::{HandleError, OverlayHandle};
 use crate::pki::http::{read_message, write_message};
 use reload::node::Outcome;
+use reload::node::RequestError;
 use reload::storage::{DataValue, KIND_SIP_REGISTRATION, Selector, ValueKey};
-use reload::wire::ResourceId;
+use reload::wire::{
+    Destination, DiagnosticKindId, DiagnosticValue, DiagnosticsRequest, NodeId, PathTrackAns,
+    ResourceId,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 /// Extra JSON for `/status` (e.g. the gateway's registrations).
@@ -151,6 +159,21 @@ async fn serve(
                 Err(e) => ("502 Bad Gateway", "text/plain", e.to_string().into_bytes()),
             }
         }
+        ("POST", "/diag") => match serde_json::from_slice::<DiagRequest>(&m.body) {
+            Ok(req) => {
+                let j = diag(overlay, &req).await;
+                (
+                    "200 OK",
+                    "application/json",
+                    serde_json::to_vec(&j).unwrap_or_default(),
+                )
+            }
+            Err(e) => (
+                "400 Bad Request",
+                "text/plain",
+                format!("bad diag request: {e}\n").into_bytes(),
+            ),
+        },
         ("POST", "/debug/bench") if cfg.debug => {
             let j = bench(overlay, query).await;
             ("200 OK", "application/json", j.to_string().into_bytes())
@@ -261,4 +284,226 @@ async fn bench(overlay: &OverlayHandle, query: &str) -> serde_json::Value {
         "per_second": if secs > 0.0 { lat.len() as f64 / secs } else { 0.0 },
         "p50_ms": pct(0.5), "p90_ms": pct(0.9), "p99_ms": pct(0.99), "max_ms": pct(1.0),
     })
+}
+
+/// Most PathTrack hops followed by `POST /diag` with `op: path`.
+const MAX_PATH_HOPS: usize = 32;
+
+/// The RFC 6940 / RFC 7851 name of a failed request.
+fn error_name(e: &HandleError) -> String {
+    match e {
+        HandleError::Stopped => "overlay driver stopped".into(),
+        HandleError::Request(RequestError::Timeout) => "timeout".into(),
+        HandleError::Request(RequestError::Error { code, info }) => {
+            let name = reload::wire::ErrorCode(*code)
+                .name()
+                .map(String::from)
+                .unwrap_or_else(|| format!("error {code}"));
+            if info.is_empty() {
+                name
+            } else {
+                format!("{name}: {}", String::from_utf8_lossy(info))
+            }
+        }
+        HandleError::Request(r) => format!("{r:?}"),
+    }
+}
+
+fn hex_id(n: &NodeId) -> String {
+    hex::encode(n.to_array())
+}
+
+/// JSON form of one diagnostic value.
+fn info_item(v: &DiagnosticValue) -> InfoItem {
+    use serde_json::json;
+    let value = match v {
+        DiagnosticValue::StatusInfo(x)
+        | DiagnosticValue::UnderlayHop(x)
+        | DiagnosticValue::BatteryStatus(x) => json!(x),
+        DiagnosticValue::RoutingTableSize(x)
+        | DiagnosticValue::ProcessPower(x)
+        | DiagnosticValue::Bandwidth(x)
+        | DiagnosticValue::MemoryFootprint(x)
+        | DiagnosticValue::EwmaBytesSent(x)
+        | DiagnosticValue::EwmaBytesRcvd(x) => json!(x),
+        DiagnosticValue::MachineUptime(x)
+        | DiagnosticValue::AppUptime(x)
+        | DiagnosticValue::DatasizeStored(x) => json!(x),
+        DiagnosticValue::SoftwareVersion(s) => json!(s),
+        DiagnosticValue::InstancesStored(l) => json!(
+            l.iter()
+                .map(|(k, n)| json!({"kind": k.0, "instances": n}))
+                .collect::<Vec<_>>()
+        ),
+        DiagnosticValue::MessagesSentRcvd(l) => json!(
+            l.iter()
+                .map(|c| json!({"message_code": c.message_code, "sent": c.sent, "received": c.received}))
+                .collect::<Vec<_>>()
+        ),
+        DiagnosticValue::Other(_, b) => json!(hex::encode(&b.0)),
+    };
+    let k = v.kind();
+    InfoItem {
+        kind: k
+            .name()
+            .map(String::from)
+            .unwrap_or_else(|| k.0.to_string()),
+        value,
+    }
+}
+
+/// Runs one `POST /diag` request against the overlay.
+async fn diag(overlay: &OverlayHandle, req: &DiagRequest) -> DiagReply {
+    let timeout = Duration::from_millis(req.timeout_ms.clamp(1, 120_000));
+    let deadline = Instant::now() + timeout;
+    let fail = |hops: Vec<Hop>, e: String| DiagReply {
+        hops,
+        complete: false,
+        error: Some(e),
+    };
+    let (target, key) = match &req.target {
+        Target::Node(h) => match u128::from_str_radix(h, 16) {
+            Ok(v) if h.len() == 32 => (Destination::Node(NodeId(v)), v),
+            _ => return fail(vec![], format!("bad Node-ID {h:?}")),
+        },
+        Target::Resource(name) => {
+            let r = ResourceId::hash(name.as_bytes());
+            let Some(k) = r.as_u128() else {
+                return fail(vec![], "bad resource".into());
+            };
+            (Destination::Resource(r), k)
+        }
+    };
+    let mut flags = 0u64;
+    for k in &req.kinds {
+        match DiagnosticKindId::from_name(k) {
+            Some(id) => flags |= id.flag(),
+            None => return fail(vec![], format!("unknown diagnostic kind {k:?}")),
+        }
+    }
+    if req.kinds.is_empty() {
+        flags = (1u16..=15).map(|k| DiagnosticKindId(k).flag()).sum();
+    }
+    let now = crate::overlay::now().0;
+    let dreq = |flags: u64| DiagnosticsRequest {
+        expiration: now + timeout.as_millis() as u64,
+        timestamp_initiated: now,
+        dm_flags: flags,
+        extensions: Vec::new(),
+    };
+    // One overlay call bounded by what is left of the timeout.
+    async fn bounded<F: std::future::Future<Output = Result<(Outcome, u32), HandleError>>>(
+        deadline: Instant,
+        f: F,
+    ) -> Result<(Outcome, u32, u64), String> {
+        let started = Instant::now();
+        let left = deadline.saturating_duration_since(started);
+        match tokio::time::timeout(left, f).await {
+            Ok(Ok((o, hops))) => Ok((o, hops, started.elapsed().as_millis() as u64)),
+            Ok(Err(e)) => Err(error_name(&e)),
+            Err(_) => Err("timeout".into()),
+        }
+    }
+    let node_of = |d: &Destination| match d {
+        Destination::Node(n) => Some(*n),
+        _ => None,
+    };
+    match req.op.as_str() {
+        "ping" => {
+            // A resource's responder is learned from a PathTrack to it (Pong names nobody).
+            let r = match &target {
+                Destination::Node(_) => bounded(deadline, overlay.ping(vec![target.clone()])).await,
+                _ => bounded(deadline, overlay.diagnostics(target.clone(), dreq(0))).await,
+            };
+            match r {
+                Ok((o, hops, rtt)) => {
+                    let node = match (&o, node_of(&target)) {
+                        (_, Some(n)) => hex_id(&n),
+                        (Outcome::PathTrack(a), None) => {
+                            node_of(&a.next_hop).map(|n| hex_id(&n)).unwrap_or_default()
+                        }
+                        _ => String::new(),
+                    };
+                    DiagReply {
+                        hops: vec![Hop {
+                            node,
+                            rtt_ms: Some(rtt),
+                            overlay_hops: Some(hops),
+                            info: vec![],
+                        }],
+                        complete: true,
+                        error: None,
+                    }
+                }
+                Err(e) => fail(vec![], e),
+            }
+        }
+        "info" => match bounded(deadline, overlay.diagnostics(target.clone(), dreq(flags))).await {
+            Ok((Outcome::PathTrack(a), hops, rtt)) => {
+                let node = node_of(&target)
+                    .or_else(|| node_of(&a.next_hop))
+                    .map(|n| hex_id(&n))
+                    .unwrap_or_default();
+                DiagReply {
+                    hops: vec![Hop {
+                        node,
+                        rtt_ms: Some(rtt),
+                        overlay_hops: Some(hops),
+                        info: a.response.values().iter().map(info_item).collect(),
+                    }],
+                    complete: true,
+                    error: None,
+                }
+            }
+            Ok((o, _, _)) => fail(vec![], format!("unexpected answer {o:?}")),
+            Err(e) => fail(vec![], e),
+        },
+        "path" => {
+            let mut hops = Vec::new();
+            let mut seen: Vec<NodeId> = Vec::new();
+            let mut via = match overlay.next_hop(key).await {
+                Ok(n) => n,
+                Err(e) => return fail(hops, error_name(&e)),
+            };
+            for _ in 0..MAX_PATH_HOPS {
+                seen.push(via);
+                let call = overlay.path_track(
+                    vec![Destination::Node(via)],
+                    target.clone(),
+                    dreq(DiagnosticKindId::ROUTING_TABLE_SIZE.flag()),
+                );
+                let (ans, n, rtt): (PathTrackAns, u32, u64) = match bounded(deadline, call).await {
+                    Ok((Outcome::PathTrack(a), n, rtt)) => (a, n, rtt),
+                    Ok((o, _, _)) => return fail(hops, format!("unexpected answer {o:?}")),
+                    Err(e) => return fail(hops, e),
+                };
+                hops.push(Hop {
+                    node: hex_id(&via),
+                    rtt_ms: Some(rtt),
+                    overlay_hops: Some(n),
+                    info: ans.response.values().iter().map(info_item).collect(),
+                });
+                let Some(next) = node_of(&ans.next_hop) else {
+                    return fail(hops, "next hop is not a Node-ID".into());
+                };
+                if next == via || Some(via) == node_of(&target) {
+                    return DiagReply {
+                        hops,
+                        complete: true,
+                        error: None,
+                    };
+                }
+                if seen.contains(&next) {
+                    return fail(hops, "routing loop: next hop repeats".into());
+                }
+                via = next;
+            }
+            DiagReply {
+                hops,
+                complete: false,
+                error: None,
+            }
+        }
+        op => fail(vec![], format!("unknown op {op:?}")),
+    }
 }

@@ -20,7 +20,7 @@ use reload::node::{
     Event, Input, LinkId, Node, NodeConfig, Outcome, Output, RequestError, RequestId, Time,
 };
 use reload::storage::{DataValue, KindId, Selector, ValueKey};
-use reload::wire::{NodeId, ResourceId};
+use reload::wire::{Destination, DiagnosticsRequest, NodeId, ResourceId};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -75,6 +75,20 @@ enum Command {
         resource: ResourceId,
         specifiers: Vec<(KindId, Selector)>,
         reply: oneshot::Sender<Result<Outcome, RequestError>>,
+    },
+    Ping {
+        dest: Vec<Destination>,
+        reply: oneshot::Sender<(Result<Outcome, RequestError>, u32)>,
+    },
+    PathTrack {
+        via: Vec<Destination>,
+        target: Destination,
+        request: DiagnosticsRequest,
+        reply: oneshot::Sender<(Result<Outcome, RequestError>, u32)>,
+    },
+    NextHop {
+        key: u128,
+        reply: oneshot::Sender<NodeId>,
     },
     Status(oneshot::Sender<serde_json::Value>),
     Metrics(oneshot::Sender<String>),
@@ -153,6 +167,46 @@ impl OverlayHandle {
         })
         .await?
         .map_err(HandleError::Request)
+    }
+
+    /// Pings whatever node is responsible for the last entry of `dest` (RFC 6940 6.4.2.4);
+    /// the engine's outcome and the overlay hops the answer took.
+    pub async fn ping(&self, dest: Vec<Destination>) -> Result<(Outcome, u32), HandleError> {
+        let (r, hops) = self.call(|reply| Command::Ping { dest, reply }).await?;
+        r.map(|o| (o, hops)).map_err(HandleError::Request)
+    }
+
+    /// Sends a PathTrack (RFC 7851 6.2) for `target` to the node `via` names; the answer
+    /// ([`Outcome::PathTrack`]) and the overlay hops it took.
+    pub async fn path_track(
+        &self,
+        via: Vec<Destination>,
+        target: Destination,
+        request: DiagnosticsRequest,
+    ) -> Result<(Outcome, u32), HandleError> {
+        let (r, hops) = self
+            .call(|reply| Command::PathTrack {
+                via,
+                target,
+                request,
+                reply,
+            })
+            .await?;
+        r.map(|o| (o, hops)).map_err(HandleError::Request)
+    }
+
+    /// Asks the node at `dest` for diagnostics (a PathTrack whose target is that node).
+    pub async fn diagnostics(
+        &self,
+        dest: Destination,
+        request: DiagnosticsRequest,
+    ) -> Result<(Outcome, u32), HandleError> {
+        self.path_track(vec![dest.clone()], dest, request).await
+    }
+
+    /// Our routing table's next hop towards `key` (our own Node-ID if we are responsible).
+    pub async fn next_hop(&self, key: u128) -> Result<NodeId, HandleError> {
+        self.call(|reply| Command::NextHop { key, reply }).await
     }
 
     /// The node's state as JSON (for `GET /status`).
@@ -438,9 +492,17 @@ struct Driver {
     joined: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// Where an application request's answer goes.
+enum ReplyTo {
+    /// Store/Fetch: the result only.
+    Plain(oneshot::Sender<Result<Outcome, RequestError>>),
+    /// Diagnostics: the result and the overlay hops.
+    WithHops(oneshot::Sender<(Result<Outcome, RequestError>, u32)>),
+}
+
 /// An application request in flight: where its answer goes, and its transaction span.
 struct Waiting {
-    reply: oneshot::Sender<Result<Outcome, RequestError>>,
+    reply: ReplyTo,
     started: std::time::Instant,
     span: tracing::Span,
 }
@@ -532,7 +594,7 @@ impl Driver {
                 self.waiting.insert(
                     r,
                     Waiting {
-                        reply,
+                        reply: ReplyTo::Plain(reply),
                         started: std::time::Instant::now(),
                         span,
                     },
@@ -549,11 +611,50 @@ impl Driver {
                 self.waiting.insert(
                     r,
                     Waiting {
-                        reply,
+                        reply: ReplyTo::Plain(reply),
                         started: std::time::Instant::now(),
                         span,
                     },
                 );
+            }
+            Command::Ping { dest, reply } => {
+                let span = tracing::debug_span!("overlay_tx", method = "ping");
+                let r = span.in_scope(|| self.node.ping(t, dest));
+                self.waiting.insert(
+                    r,
+                    Waiting {
+                        reply: ReplyTo::WithHops(reply),
+                        started: std::time::Instant::now(),
+                        span,
+                    },
+                );
+            }
+            Command::PathTrack {
+                via,
+                target,
+                request,
+                reply,
+            } => {
+                let span = tracing::debug_span!("overlay_tx", method = "path_track");
+                let r = span.in_scope(|| self.node.path_track(t, via, target, request));
+                self.waiting.insert(
+                    r,
+                    Waiting {
+                        reply: ReplyTo::WithHops(reply),
+                        started: std::time::Instant::now(),
+                        span,
+                    },
+                );
+            }
+            Command::NextHop { key, reply } => {
+                let table = self.node.table();
+                let me = self.node.id();
+                let hop = if table.is_responsible(key) {
+                    me
+                } else {
+                    table.next_hop(key).unwrap_or(me)
+                };
+                let _ = reply.send(hop);
             }
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
@@ -633,7 +734,14 @@ impl Driver {
                             "overlay transaction finished"
                         )
                     });
-                    let _ = w.reply.send(result);
+                    match w.reply {
+                        ReplyTo::Plain(tx) => {
+                            let _ = tx.send(result);
+                        }
+                        ReplyTo::WithHops(tx) => {
+                            let _ = tx.send((result, hops));
+                        }
+                    }
                 }
             }
             Event::Left => {

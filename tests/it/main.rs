@@ -5,6 +5,7 @@
 
 mod calls;
 mod decode;
+mod diag;
 mod harness;
 mod node_start;
 mod overlay;
