@@ -22,7 +22,7 @@ fi
 
 # A build cache outside the checkout lets repeated runs (and CI) reuse earlier builds.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/p2psip-target}"
-cargo build --workspace --all-targets --locked
-cargo test --workspace --locked
-# Replays the fuzz seed corpus and every hostile input ever found through the fuzz checks.
-cargo test -p reload --features fuzzing --test fuzz_seeds --locked
+# `reload/fuzzing` also runs tests/fuzz_seeds.rs: the fuzz seed corpus and every hostile input
+# ever found, replayed through the fuzz checks. One feature set, so nothing is built twice.
+cargo build --workspace --all-targets --locked --features reload/fuzzing
+cargo test --workspace --locked --features reload/fuzzing
