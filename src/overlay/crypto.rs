@@ -3,9 +3,9 @@
 //! certificate), and verification of the signer's certificate against the overlay root.
 
 use crate::pki::local::Identity;
-use crate::pki::sign::{HASH_SHA256, SigAlg};
-use crate::pki::{cert, now_unix, sign};
-use reload::crypto::{CryptoProvider, HASH_SHA1, SignatureParts, Signer};
+use crate::pki::now_unix;
+use reload::crypto::x509::{self, SigAlg, sha256};
+use reload::crypto::{CryptoProvider, HASH_SHA1, HASH_SHA256, SignatureParts, Signer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -45,15 +45,12 @@ impl X509Crypto {
         {
             return Some(s.clone());
         }
-        let info = cert::verify_chain(der, &self.id.root_der, &self.id.overlay, now).ok()?;
         // The registrar role (docs/SECURITY.md) travels in a private certificate extension.
-        let registrar_domains = reload::crypto::x509::parse(der, &self.id.overlay)
-            .map(|i| i.registrar_domains)
-            .unwrap_or_default();
+        let info = x509::verify_chain(der, &self.id.root_der, &self.id.overlay, now).ok()?;
         let s = Signer {
             node_ids: info.node_ids,
             user: info.user,
-            registrar_domains,
+            registrar_domains: info.registrar_domains,
         };
         if let Ok(mut m) = self.verified.lock() {
             if m.len() > 4096 {
@@ -68,7 +65,7 @@ impl X509Crypto {
 fn digest(alg: u8, data: &[u8]) -> Option<Vec<u8>> {
     use aws_lc_rs::digest;
     match alg {
-        HASH_SHA256 => Some(sign::sha256(data).to_vec()),
+        HASH_SHA256 => Some(sha256(data).to_vec()),
         HASH_SHA1 => Some(
             digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, data)
                 .as_ref()
@@ -84,7 +81,7 @@ impl CryptoProvider for X509Crypto {
     }
 
     fn identity(&self) -> (u8, Vec<u8>) {
-        (HASH_SHA256, sign::sha256(&self.id.cert_der).to_vec())
+        (HASH_SHA256, sha256(&self.id.cert_der).to_vec())
     }
 
     fn sign(&self, data: &[u8]) -> (u8, u8, Vec<u8>) {
@@ -107,7 +104,7 @@ impl CryptoProvider for X509Crypto {
             hash: sig.hash_alg,
             sig: sig.sig_alg,
         };
-        sign::verify(c, alg, data, &sig.value).ok()?;
+        x509::verify(c, alg, data, &sig.value).ok()?;
         Some(signer)
     }
 
@@ -121,6 +118,6 @@ impl CryptoProvider for X509Crypto {
 
     fn signer_for(&self, resource: &[u8]) -> Option<(u8, Vec<u8>, Vec<Vec<u8>>)> {
         let der = self.user_certs.lock().ok()?.get(resource)?.clone();
-        Some((HASH_SHA256, sign::sha256(&der).to_vec(), vec![der]))
+        Some((HASH_SHA256, sha256(&der).to_vec(), vec![der]))
     }
 }

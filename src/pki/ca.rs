@@ -203,7 +203,7 @@ impl Ca {
 
     /// The CA key for RELOAD-style signatures (the configuration document).
     fn node_key(&self) -> Result<NodeKey, PkiError> {
-        NodeKey::from_pkcs8(self.key.serialized_der())
+        Ok(NodeKey::from_pkcs8(self.key.serialized_der())?)
     }
 
     /// Writes a new signed configuration document.

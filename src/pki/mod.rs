@@ -63,6 +63,20 @@ pub enum PkiError {
     Enroll(String),
 }
 
+impl From<reload::crypto::x509::X509Error> for PkiError {
+    fn from(e: reload::crypto::x509::X509Error) -> Self {
+        use reload::crypto::x509::X509Error;
+        match e {
+            X509Error::Cert(m) => PkiError::Cert(m),
+            X509Error::Untrusted(m) => PkiError::Untrusted(m),
+            X509Error::BadSignature(m) => PkiError::BadSignature(m),
+            // A key that loaded but could not sign is a failed primitive, as before.
+            X509Error::Key(m) if m.ends_with("signing failed") => PkiError::Crypto(m),
+            X509Error::Key(m) => PkiError::Key(m),
+        }
+    }
+}
+
 /// The RFC 6940 section 11.3 failure tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {

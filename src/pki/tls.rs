@@ -41,10 +41,19 @@ struct Trust {
 }
 
 impl Trust {
+    fn new(root_der: &[u8], overlay: &str, expected: Option<NodeId>) -> Self {
+        Self {
+            root_der: root_der.to_vec(),
+            overlay: overlay.to_string(),
+            expected,
+            provider: provider(),
+        }
+    }
+
     fn check(&self, end_entity: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls::Error> {
         let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
         let info = cert::verify_chain(end_entity, &self.root_der, &self.overlay, now)
-            .map_err(cert_error)?;
+            .map_err(|e| cert_error(e.into()))?;
         if info.node_ids.is_empty() {
             return Err(other(PkiError::Untrusted(format!(
                 "certificate carries no Node-ID for overlay {}",
@@ -114,6 +123,33 @@ fn cert_error(e: PkiError) -> rustls::Error {
     }
 }
 
+/// The handshake-signature methods both verifier traits share, delegated to [`Trust`].
+macro_rules! handshake_signature_methods {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.tls12(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.tls13(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.schemes()
+        }
+    };
+}
+
 /// Client side of a link: verifies the server's (Attach requester's) node certificate.
 #[derive(Debug)]
 pub struct OverlayServerVerifier(Trust);
@@ -121,12 +157,7 @@ pub struct OverlayServerVerifier(Trust);
 impl OverlayServerVerifier {
     /// Trusts `root_der` for `overlay`; `expected` is the Node-ID we mean to reach, if known.
     pub fn new(root_der: &[u8], overlay: &str, expected: Option<NodeId>) -> Self {
-        Self(Trust {
-            root_der: root_der.to_vec(),
-            overlay: overlay.to_string(),
-            expected,
-            provider: provider(),
-        })
+        Self(Trust::new(root_der, overlay, expected))
     }
 }
 
@@ -143,27 +174,7 @@ impl ServerCertVerifier for OverlayServerVerifier {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.tls12(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.schemes()
-    }
+    handshake_signature_methods!();
 }
 
 /// Server side of a link: requires and verifies the client's node certificate.
@@ -173,12 +184,7 @@ pub struct OverlayClientVerifier(Trust);
 impl OverlayClientVerifier {
     /// Trusts `root_der` for `overlay`; `expected` is the Node-ID we expect to connect, if known.
     pub fn new(root_der: &[u8], overlay: &str, expected: Option<NodeId>) -> Self {
-        Self(Trust {
-            root_der: root_der.to_vec(),
-            overlay: overlay.to_string(),
-            expected,
-            provider: provider(),
-        })
+        Self(Trust::new(root_der, overlay, expected))
     }
 }
 
@@ -205,27 +211,7 @@ impl ClientCertVerifier for OverlayClientVerifier {
         Ok(ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.tls12(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.schemes()
-    }
+    handshake_signature_methods!();
 }
 
 fn tls_err(e: rustls::Error) -> PkiError {

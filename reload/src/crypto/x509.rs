@@ -66,6 +66,9 @@ pub fn reload_uri(node: NodeId, overlay: &str) -> String {
 }
 
 /// Parses a reload URI naming a single node; returns the Node-ID and overlay name.
+///
+/// The destination list must hold exactly one `node` entry of 16 bytes; a trailing
+/// StoredDataSpecifier after the `/` is refused (certificates never carry one).
 #[must_use]
 pub fn parse_reload_uri(uri: &str) -> Option<(NodeId, String)> {
     let rest = uri.strip_prefix("reload://")?;
@@ -615,7 +618,17 @@ mod tests {
     fn reload_uri_roundtrip() {
         let id = NodeId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
         let u = reload_uri(id, "example.org");
+        assert_eq!(
+            u,
+            "reload://01100123456789abcdef0011223344556677@example.org/"
+        );
         assert_eq!(parse_reload_uri(&u), Some((id, "example.org".into())));
         assert_eq!(parse_reload_uri("reload://0123@example.org/"), None);
+        assert_eq!(
+            parse_reload_uri(&u.replace("@example.org/", "@example.org")),
+            None
+        );
+        assert_eq!(parse_reload_uri(&u.replacen("0110", "0210", 1)), None);
+        assert_eq!(parse_reload_uri(&format!("{u}0102")), None);
     }
 }
