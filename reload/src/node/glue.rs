@@ -367,7 +367,10 @@ fn attach(a: &msg::Attach) -> wire::AttachReqAns {
             .iter()
             .map(|c| IceCandidate {
                 addr_port: c.addr.into(),
-                overlay_link: OverlayLinkType::DTLS_UDP_SR,
+                // The links p2psip runs today are TLS over TCP with the framing header and no
+                // ICE (RFC 6940 6.6.5): the candidate is the passive listener itself. When
+                // DTLS-UDP-SR with ICE lands, this comes from the link layer's candidates.
+                overlay_link: OverlayLinkType::TLS_TCP_FH_NO_ICE,
                 foundation: Opaque(b"1".to_vec()),
                 priority: (126 << 24) | (65535 << 8) | 255,
                 cand_type: CandType::HOST,
