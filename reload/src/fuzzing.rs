@@ -16,22 +16,22 @@ use std::fmt::Debug;
 
 fn canonical<T: Codec + PartialEq + Debug>(data: &[u8]) {
     if let Ok(v) = T::from_bytes(data) {
-        let b = v.to_bytes().expect("decoded value must encode");
+        let b = v.to_bytes().expect("decoded value must encode"); // ok: fuzz checks report a failure by panicking
         assert_eq!(b, data, "re-encoding differs");
-        assert_eq!(T::from_bytes(&b).expect("re-decode"), v);
+        assert_eq!(T::from_bytes(&b).expect("re-decode"), v); // ok: fuzz checks report a failure by panicking
     }
 }
 
 /// Whole message: decode, re-encode, type the body with and without Kind models.
 pub fn message(data: &[u8]) {
     if let Ok((m, contents)) = Message::decode_with_contents(data) {
-        let b = m.encode().expect("decoded message must encode");
+        let b = m.encode().expect("decoded message must encode"); // ok: fuzz checks report a failure by panicking
         assert_eq!(b, data, "re-encoding differs");
-        assert_eq!(Message::decode(&b).expect("re-decode"), m);
-        assert_eq!(m.contents.to_bytes().expect("contents"), contents);
+        assert_eq!(Message::decode(&b).expect("re-decode"), m); // ok: fuzz checks report a failure by panicking
+        assert_eq!(m.contents.to_bytes().expect("contents"), contents); // ok: fuzz checks report a failure by panicking
         for kinds in [&BuiltinKinds as &dyn crate::wire::KindModels, &NoKinds] {
             if let Ok(body) = m.contents.decode_body(kinds) {
-                assert_eq!(body.to_bytes().expect("body encodes"), &m.contents.body[..]);
+                assert_eq!(body.to_bytes().expect("body encodes"), &m.contents.body[..]); // ok: fuzz checks report a failure by panicking
             }
         }
         let _ = m.describe(&BuiltinKinds);
@@ -41,11 +41,11 @@ pub fn message(data: &[u8]) {
 /// Header-only decode as a forwarding peer does it.
 pub fn raw_message(data: &[u8]) {
     if let Ok(m) = RawMessage::decode(data) {
-        let b = m.encode().expect("decoded message must encode");
+        let b = m.encode().expect("decoded message must encode"); // ok: fuzz checks report a failure by panicking
         assert_eq!(b, data, "re-encoding differs");
     }
     if let Ok((m, used)) = RawMessage::decode_prefix(data) {
-        assert_eq!(m.encode().expect("encode"), &data[..used]);
+        assert_eq!(m.encode().expect("encode"), &data[..used]); // ok: fuzz checks report a failure by panicking
     }
 }
 
@@ -62,10 +62,10 @@ pub fn body(data: &[u8]) {
     let code = MessageCode(u16::from_be_bytes(*code));
     if let Ok(b) = Body::decode(code, rest, &BuiltinKinds) {
         assert_eq!(b.code(), code);
-        let bytes = b.to_bytes().expect("body encodes");
+        let bytes = b.to_bytes().expect("body encodes"); // ok: fuzz checks report a failure by panicking
         assert_eq!(bytes, rest, "re-encoding differs");
         assert_eq!(
-            Body::decode(code, &bytes, &BuiltinKinds).expect("re-decode"),
+            Body::decode(code, &bytes, &BuiltinKinds).expect("re-decode"), // ok: fuzz checks report a failure by panicking
             b
         );
     }
@@ -73,9 +73,9 @@ pub fn body(data: &[u8]) {
 
 fn stored_data(data: &[u8], model: DataModel) {
     if let Ok(v) = StoredData::from_bytes(data, model) {
-        let b = v.to_bytes().expect("encodes");
+        let b = v.to_bytes().expect("encodes"); // ok: fuzz checks report a failure by panicking
         assert_eq!(b, data, "re-encoding differs");
-        assert_eq!(StoredData::from_bytes(&b, model).expect("re-decode"), v);
+        assert_eq!(StoredData::from_bytes(&b, model).expect("re-decode"), v); // ok: fuzz checks report a failure by panicking
         let _ = v.signature_input(&crate::wire::ResourceId(vec![1]), crate::wire::KindId(1));
     }
 }
@@ -110,7 +110,7 @@ pub fn gruu(data: &[u8]) {
     if let Ok(s) = std::str::from_utf8(data)
         && let Ok(list) = parse_gruu_gr_param(s)
     {
-        let again = gruu_gr_param(&list).expect("encodes");
-        assert_eq!(parse_gruu_gr_param(&again).expect("re-parse"), list);
+        let again = gruu_gr_param(&list).expect("encodes"); // ok: fuzz checks report a failure by panicking
+        assert_eq!(parse_gruu_gr_param(&again).expect("re-parse"), list); // ok: fuzz checks report a failure by panicking
     }
 }
