@@ -627,7 +627,6 @@ impl Node {
         kind: KindId,
         values: Vec<StoredValue>,
     ) -> RequestId {
-        let req = self.new_request();
         let body = Body::StoreReq {
             resource: resource.clone(),
             replica_number,
@@ -637,13 +636,7 @@ impl Node {
                 values,
             }],
         };
-        self.send_request(
-            now,
-            vec![Dest::Resource(resource)],
-            &body,
-            Purpose::App(req),
-        );
-        req
+        self.app_request(now, resource, &body)
     }
 
     /// Stores `values` (position, value, lifetime in seconds) of `kind` at `resource`.
@@ -690,6 +683,13 @@ impl Node {
         req
     }
 
+    /// Sends an application request routed to `resource`; its completion carries the id.
+    fn app_request(&mut self, now: Time, resource: ResourceId, body: &Body) -> RequestId {
+        let req = self.new_request();
+        self.send_request(now, vec![Dest::Resource(resource)], body, Purpose::App(req));
+        req
+    }
+
     /// Fetches `specifiers` (kind, selector) at `resource`.
     #[must_use = "the RequestId identifies the completion event"]
     pub fn fetch(
@@ -698,18 +698,11 @@ impl Node {
         resource: ResourceId,
         specifiers: Vec<(KindId, Selector)>,
     ) -> RequestId {
-        let req = self.new_request();
         let body = Body::FetchReq {
             resource: resource.clone(),
             specifiers: specifiers.into_iter().map(|(k, s)| (k, 0, s)).collect(),
         };
-        self.send_request(
-            now,
-            vec![Dest::Resource(resource)],
-            &body,
-            Purpose::App(req),
-        );
-        req
+        self.app_request(now, resource, &body)
     }
 
     /// Stat (metadata only) of `specifiers` at `resource`.
@@ -720,35 +713,21 @@ impl Node {
         resource: ResourceId,
         specifiers: Vec<(KindId, Selector)>,
     ) -> RequestId {
-        let req = self.new_request();
         let body = Body::StatReq {
             resource: resource.clone(),
             specifiers: specifiers.into_iter().map(|(k, s)| (k, 0, s)).collect(),
         };
-        self.send_request(
-            now,
-            vec![Dest::Resource(resource)],
-            &body,
-            Purpose::App(req),
-        );
-        req
+        self.app_request(now, resource, &body)
     }
 
     /// Find: the closest stored Resource-ID per Kind at the peer responsible for `resource`.
     #[must_use = "the RequestId identifies the completion event"]
     pub fn find(&mut self, now: Time, resource: ResourceId, kinds: Vec<KindId>) -> RequestId {
-        let req = self.new_request();
         let body = Body::FindReq {
             resource: resource.clone(),
             kinds,
         };
-        self.send_request(
-            now,
-            vec![Dest::Resource(resource)],
-            &body,
-            Purpose::App(req),
-        );
-        req
+        self.app_request(now, resource, &body)
     }
 
     /// Pings whatever node is responsible for `dest`.
