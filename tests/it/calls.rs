@@ -7,7 +7,8 @@
 //! a call to a user the node does not know gets 404 Not Found.
 
 use crate::harness::NodeProc;
-use std::net::{SocketAddr, UdpSocket};
+use crate::harness::{addr_after, free_udp_port, have, scenario, wait_child};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,15 +23,6 @@ fn config() -> String {
      \x20 - {name: \"1004\", password: pw-1004}\n"
         .to_string()
         + crate::harness::LOOPBACK_OVERLAY
-}
-
-fn addr_after(line: &str, marker: &str) -> SocketAddr {
-    let rest = &line[line.find(marker).expect("marker") + marker.len()..];
-    rest.split_whitespace()
-        .next()
-        .expect("address")
-        .parse()
-        .expect("socket address")
 }
 
 fn start() -> (NodeProc, SocketAddr) {
@@ -50,48 +42,6 @@ fn start_both() -> (NodeProc, SocketAddr, SocketAddr) {
     );
     n.wait_line("node is up", T);
     (n, udp, tcp)
-}
-
-fn have(tool: &str, arg: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        eprintln!("SKIPPED: `{tool}` is not installed (Debian: sip-tester / baresip)");
-    }
-    ok
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("deploy/sipp")
-        .join(name)
-}
-
-fn wait_child(child: &mut Child, timeout: Duration) -> Option<i32> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(st)) = child.try_wait() {
-            return st.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20)); // ok: polling interval of a bounded wait
-    }
 }
 
 fn credentials(dir: &Path, user: &str) -> PathBuf {

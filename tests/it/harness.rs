@@ -141,3 +141,60 @@ pub fn loopback_config() -> String {
 /// Overlay and admin on loopback with OS-chosen ports (appended to test configs so parallel
 /// nodes never fight over 6084/9060).
 pub const LOOPBACK_OVERLAY: &str = "overlay:\n  listen: \"127.0.0.1:0\"\n  discovery: {enabled: false}\nadmin:\n  listen: \"127.0.0.1:0\"\n";
+
+/// The socket address that follows `marker` in a log line (a trailing comma is dropped).
+pub fn addr_after(line: &str, marker: &str) -> std::net::SocketAddr {
+    let rest = &line[line.find(marker).expect("marker") + marker.len()..];
+    rest.split_whitespace()
+        .next()
+        .expect("address")
+        .trim_end_matches(',')
+        .parse()
+        .expect("socket address")
+}
+
+/// Whether `tool` runs; prints why the test is skipped when it does not.
+pub fn have(tool: &str, arg: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        eprintln!("SKIPPED: `{tool}` is not installed (Debian: sip-tester / baresip)");
+    }
+    ok
+}
+
+/// A free UDP port on loopback (bound, read, released) for clients that need one.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A SIPp scenario file of deploy/sipp/.
+pub fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/sipp")
+        .join(name)
+}
+
+/// Waits for a child with a deadline; kills it when the deadline passes.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return st.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20)); // ok: polling interval of a bounded wait
+    }
+}

@@ -4,6 +4,7 @@
 //! start (they then enroll in-process with it; docs/DEPLOY.md describes the operator path).
 
 use crate::harness::NodeProc;
+use crate::harness::addr_after;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -45,16 +46,6 @@ pub fn wait_for<R>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100)); // ok: polling interval of a bounded wait
     }
-}
-
-fn addr_after(line: &str, marker: &str) -> SocketAddr {
-    line[line.find(marker).unwrap() + marker.len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_end_matches(',')
-        .parse()
-        .unwrap()
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -3,6 +3,7 @@
 //! replica. Skipped, with a printed reason, when sipp is not installed.
 
 use crate::harness::NodeProc;
+use crate::harness::addr_after;
 use crate::overlay::{OverlayNode, http, wait_for, wait_ring};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -11,16 +12,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
-
-fn addr_after(line: &str, marker: &str) -> SocketAddr {
-    line[line.find(marker).unwrap() + marker.len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_end_matches(',')
-        .parse()
-        .unwrap()
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();

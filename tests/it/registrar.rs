@@ -3,10 +3,11 @@
 //! reason, when sipp or baresip is not installed.
 
 use crate::harness::NodeProc;
-use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use crate::harness::{addr_after, free_udp_port, have, scenario, wait_child};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -21,15 +22,6 @@ fn config() -> String {
         + crate::harness::LOOPBACK_OVERLAY
 }
 
-fn addr_after(line: &str, marker: &str) -> SocketAddr {
-    let rest = &line[line.find(marker).expect("marker") + marker.len()..];
-    rest.split_whitespace()
-        .next()
-        .expect("address")
-        .parse()
-        .expect("socket address")
-}
-
 fn start() -> (NodeProc, SocketAddr, SocketAddr) {
     let mut n = NodeProc::start(&config());
     let udp = addr_after(
@@ -42,50 +34,6 @@ fn start() -> (NodeProc, SocketAddr, SocketAddr) {
     );
     n.wait_line("node is up", T);
     (n, udp, tcp)
-}
-
-fn have(tool: &str, arg: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !ok {
-        eprintln!("SKIPPED: `{tool}` is not installed (Debian: sip-tester / baresip)");
-    }
-    ok
-}
-
-/// A free UDP port on loopback (bound, read, released) for clients that need one.
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("deploy/sipp")
-        .join(name)
-}
-
-/// Waits for a child with a deadline; kills it when the deadline passes.
-fn wait_child(child: &mut Child, timeout: Duration) -> Option<i32> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(st)) = child.try_wait() {
-            return st.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20)); // ok: polling interval of a bounded wait
-    }
 }
 
 /// Runs one SIPp REGISTER call; returns SIPp's exit code (0: the call succeeded).

@@ -1,21 +1,13 @@
 //! A node on a config file alone answers SIP OPTIONS over UDP and TCP, and a malformed
 //! request gets a 400 whose reason names the problem.
 
+use crate::harness::addr_after;
 use crate::harness::{NodeProc, loopback_config};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);
-
-fn addr_after(line: &str, marker: &str) -> SocketAddr {
-    let rest = &line[line.find(marker).expect("marker") + marker.len()..];
-    rest.split_whitespace()
-        .next()
-        .expect("address")
-        .parse()
-        .expect("socket address")
-}
 
 fn options(transport: &str, local: SocketAddr, node: SocketAddr, call_id: &str) -> String {
     format!(
