@@ -412,6 +412,21 @@ pub fn encode_body(b: &Body) -> (u16, Vec<u8>) {
         Body::LeaveAns => W::LeaveAns(Opaque::default()),
         Body::UpdateReq(u) => W::UpdateReq(chord_update(u)),
         Body::UpdateAns => W::UpdateAns(Opaque::default()),
+        Body::RouteQueryReq {
+            send_update,
+            destination,
+        } => W::RouteQueryReq(wire::RouteQueryReq {
+            send_update: *send_update,
+            destination: destination.clone(),
+            overlay_specific_data: Opaque::default(),
+        }),
+        Body::RouteQueryAns(n) => W::RouteQueryAns(wire::ChordRouteQueryAns { next_peer: *n }),
+        Body::ProbeReq(t) => W::ProbeReq(wire::ProbeReq {
+            requested_info: t.clone(),
+        }),
+        Body::ProbeAns(i) => W::ProbeAns(wire::ProbeAns {
+            probe_info: i.clone(),
+        }),
         Body::PingReq => W::PingReq(wire::PingReq {
             padding: Opaque::default(),
         }),
@@ -627,6 +642,13 @@ pub fn decode_body(
             })
         }
         W::UpdateAns(_) => Body::UpdateAns,
+        W::RouteQueryReq(q) => Body::RouteQueryReq {
+            send_update: q.send_update,
+            destination: q.destination,
+        },
+        W::RouteQueryAns(a) => Body::RouteQueryAns(a.next_peer),
+        W::ProbeReq(p) => Body::ProbeReq(p.requested_info),
+        W::ProbeAns(p) => Body::ProbeAns(p.probe_info),
         W::PingReq(_) => Body::PingReq,
         W::PingAns(p) => Body::PingAns {
             response_id: p.response_id,

@@ -219,6 +219,10 @@ pub enum Outcome {
     Found(Vec<(KindId, ResourceId)>),
     /// Ping answered.
     Pong,
+    /// RouteQuery answered (RFC 6940 6.4.2.4, 10.8): the responder's next hop.
+    RouteQuery(NodeId),
+    /// Probe answered (RFC 6940 6.4.2.5): the known info, in the requested order.
+    Probe(Vec<crate::wire::ProbeInformation>),
     /// usages: a PathTrack (RFC 7851) answer: the responder's next hop and diagnostics.
     PathTrack(crate::wire::PathTrackAns),
 }
@@ -728,6 +732,53 @@ impl Node {
             kinds,
         };
         self.app_request(now, resource, &body)
+    }
+
+    /// RouteQuery (RFC 6940 6.4.2.4) sent to `via`: asks where it would route a message
+    /// for `destination`; with `send_update` it also sends us a full Update afterwards.
+    #[must_use = "the RequestId identifies the completion event"]
+    pub fn route_query(
+        &mut self,
+        now: Time,
+        via: Vec<Dest>,
+        destination: Dest,
+        send_update: bool,
+    ) -> RequestId {
+        let req = self.new_request();
+        let body = Body::RouteQueryReq {
+            send_update,
+            destination,
+        };
+        self.send_request(now, via, &body, Purpose::App(req));
+        req
+    }
+
+    /// Probe (RFC 6940 6.4.2.5) of the node at `dest` for `info` types.
+    #[must_use = "the RequestId identifies the completion event"]
+    pub fn probe(
+        &mut self,
+        now: Time,
+        dest: Vec<Dest>,
+        info: Vec<crate::wire::ProbeInformationType>,
+    ) -> RequestId {
+        let req = self.new_request();
+        self.send_request(now, dest, &Body::ProbeReq(info), Purpose::App(req));
+        req
+    }
+
+    /// Our share of the ID space in parts per billion: dist(predecessor, self) / 2^128 * 1e9
+    /// (RFC 6940 6.4.2.5.2 responsible_set). Alone (no predecessor), the whole ring.
+    fn responsible_ppb(&self) -> u32 {
+        let Some(pred) = self.table.predecessor() else {
+            return 1_000_000_000;
+        };
+        let d = self.me.0.wrapping_sub(pred.0);
+        if d == 0 {
+            return 1_000_000_000;
+        }
+        // d * 1e9 / 2^128 without overflow: use the top 64 bits of d.
+        let top = (d >> 64) as u64;
+        ((u128::from(top) * 1_000_000_000) >> 64) as u32
     }
 
     /// Pings whatever node is responsible for `dest`.
@@ -1498,6 +1549,52 @@ impl Node {
                 self.on_update(now, sender, u);
                 Body::UpdateAns
             }
+            Body::RouteQueryReq {
+                send_update,
+                destination,
+            } => {
+                let next = match &destination {
+                    Dest::Node(n) if *n == self.me => self.me,
+                    // As route() does: a direct link first, then the routing table.
+                    Dest::Node(n) if self.link_to(*n).is_some() => *n,
+                    Dest::Node(n) => self.next_hop_node(n.0),
+                    Dest::Resource(r) => match r.as_u128() {
+                        Some(k) => self.next_hop_node(k),
+                        None => return Some(self.error_body(error_code::INVALID_MESSAGE)),
+                    },
+                    _ => return Some(self.error_body(error_code::INVALID_MESSAGE)),
+                };
+                if send_update && sender != NodeId::INVALID && sender != self.me {
+                    if self.link_to(sender).is_some() {
+                        // Sent right after this answer (flush_wanted_updates).
+                        self.want_update_on_link.insert(sender);
+                    } else {
+                        let b = Body::UpdateReq(self.full_update(now));
+                        self.send_request(
+                            now,
+                            vec![Dest::Node(sender)],
+                            &b,
+                            Purpose::Update(sender),
+                        );
+                    }
+                }
+                Body::RouteQueryAns(next)
+            }
+            Body::ProbeReq(types) => {
+                use crate::wire::{ProbeInformation as I, ProbeInformationType as T};
+                let info = types
+                    .iter()
+                    .filter_map(|t| match *t {
+                        T::RESPONSIBLE_SET => Some(I::ResponsibleSet(self.responsible_ppb())),
+                        T::NUM_RESOURCES => Some(I::NumResources(
+                            u32::try_from(self.storage.resource_count()).unwrap_or(u32::MAX),
+                        )),
+                        T::UPTIME => Some(I::Uptime(self.uptime(now))),
+                        _ => None,
+                    })
+                    .collect();
+                Body::ProbeAns(info)
+            }
             Body::StoreReq {
                 resource,
                 replica_number,
@@ -1808,6 +1905,8 @@ impl Node {
                     Body::StatAns(s) => Ok(Outcome::Stat(s)),
                     Body::FindAns(f) => Ok(Outcome::Found(f)),
                     Body::PingAns { .. } => Ok(Outcome::Pong),
+                    Body::RouteQueryAns(n) => Ok(Outcome::RouteQuery(n)),
+                    Body::ProbeAns(i) => Ok(Outcome::Probe(i)),
                     _ => Err(RequestError::BadAnswer),
                 };
                 self.out.push_back(Output::Event(Event::Completed {
@@ -1895,6 +1994,14 @@ impl Node {
     }
 
     // ----------------------------------------------------------------- chord
+
+    /// The next hop we would use for key `k` (ourselves when responsible, RFC 6940 10.8).
+    fn next_hop_node(&self, k: u128) -> NodeId {
+        if self.state == JoinState::Joined && self.table.is_responsible(k) {
+            return self.me;
+        }
+        self.table.next_hop(k).unwrap_or(self.me)
+    }
 
     fn uptime(&self, now: Time) -> u32 {
         (now.0.saturating_sub(self.started.0) / 1000) as u32

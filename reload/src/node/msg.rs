@@ -174,6 +174,19 @@ pub enum Body {
     },
     /// FindAns: (kind, closest).
     FindAns(Vec<(KindId, ResourceId)>),
+    /// RouteQueryReq (RFC 6940 6.4.2.4).
+    RouteQueryReq {
+        /// Ask for a full Update afterwards.
+        send_update: bool,
+        /// The destination asked about.
+        destination: Dest,
+    },
+    /// RouteQueryAns (Chord, RFC 6940 10.8): the next hop.
+    RouteQueryAns(NodeId),
+    /// ProbeReq (RFC 6940 6.4.2.5.1): requested info types, in order.
+    ProbeReq(Vec<crate::wire::ProbeInformationType>),
+    /// ProbeAns (RFC 6940 6.4.2.5.2).
+    ProbeAns(Vec<crate::wire::ProbeInformation>),
     /// An error answer.
     Error {
         /// Error code.
@@ -203,6 +216,10 @@ pub mod code {
     pub const PING_REQ: u16 = 23;
     /// stat_req
     pub const STAT_REQ: u16 = 25;
+    /// probe_req
+    pub const PROBE_REQ: u16 = 1;
+    /// route_query_req
+    pub const ROUTE_QUERY_REQ: u16 = 21;
     /// error
     pub const ERROR: u16 = 0xffff;
 }

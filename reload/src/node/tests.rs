@@ -627,3 +627,122 @@ fn graceful_leave_hands_data_over() {
         assert!(!net.nodes[i].table().contains(net.nodes[owner].id()));
     }
 }
+
+/// Update requests node `from` has sent so far.
+fn updates_sent_by(net: &Net, from: usize) -> usize {
+    net.sent
+        .iter()
+        .filter(|(i, _, b)| {
+            *i == from
+                && Message::decode(b).is_ok_and(|m| m.contents.code == MessageCode::UPDATE_REQ)
+        })
+        .count()
+}
+
+#[test]
+fn route_query_answers_next_hop_and_sends_update() {
+    let mut net = three();
+    let at1 = vec![Dest::Node(net.nodes[1].id())];
+    let route = |net: &mut Net, key: Dest, send_update: bool| {
+        let now = net.now;
+        let req = net.nodes[0].route_query(now, at1.clone(), key, send_update);
+        net.pump(0);
+        net.run(10_000);
+        net.completion(0, req)
+    };
+    // Node 1 (2Q) is not responsible for 3Q-5: it would route to node 2 (3Q).
+    match route(
+        &mut net,
+        Dest::Resource(ResourceId::from_u128(3 * Q - 5)),
+        false,
+    ) {
+        Some(Ok(Outcome::RouteQuery(n))) => assert_eq!(n, NodeId(3 * Q)),
+        other => panic!("route query: {other:?}"),
+    }
+    // It is responsible for 2Q-5: it names itself.
+    match route(
+        &mut net,
+        Dest::Resource(ResourceId::from_u128(2 * Q - 5)),
+        false,
+    ) {
+        Some(Ok(Outcome::RouteQuery(n))) => assert_eq!(n, NodeId(2 * Q)),
+        other => panic!("route query: {other:?}"),
+    }
+    // A Node-ID destination: itself, or the peer directly when connected.
+    match route(&mut net, Dest::Node(NodeId(2 * Q)), false) {
+        Some(Ok(Outcome::RouteQuery(n))) => assert_eq!(n, NodeId(2 * Q)),
+        other => panic!("route query: {other:?}"),
+    }
+    match route(&mut net, Dest::Node(NodeId(3 * Q)), false) {
+        Some(Ok(Outcome::RouteQuery(n))) => assert_eq!(n, NodeId(3 * Q)),
+        other => panic!("route query: {other:?}"),
+    }
+    // send_update: node 1 follows its answer with an Update to node 0.
+    let before = updates_sent_by(&net, 1);
+    match route(
+        &mut net,
+        Dest::Resource(ResourceId::from_u128(3 * Q - 5)),
+        true,
+    ) {
+        Some(Ok(Outcome::RouteQuery(n))) => assert_eq!(n, NodeId(3 * Q)),
+        other => panic!("route query: {other:?}"),
+    }
+    assert!(
+        updates_sent_by(&net, 1) > before,
+        "no Update after send_update"
+    );
+}
+
+#[test]
+fn probe_answers_known_info_in_order() {
+    use crate::wire::{ProbeInformation as I, ProbeInformationType as T};
+    let mut net = three();
+    assert!(matches!(
+        store_one(&mut net, 1, true),
+        Ok(Outcome::Stored(_))
+    ));
+    let target = net.nodes[1].id();
+    let stored = net.nodes[1].storage().resource_count() as u32;
+    let uptime = net.nodes[1].uptime(net.now);
+    let now = net.now;
+    let req = net.nodes[0].probe(
+        now,
+        vec![Dest::Node(target)],
+        vec![
+            T::UPTIME,
+            T::EXP_PROBE,
+            T::RESPONSIBLE_SET,
+            T::NUM_RESOURCES,
+        ],
+    );
+    net.pump(0);
+    net.run(10_000);
+    match net.completion(0, req) {
+        Some(Ok(Outcome::Probe(info))) => {
+            assert_eq!(info.len(), 3, "{info:?}");
+            let I::Uptime(u) = info[0] else {
+                panic!("{info:?}")
+            };
+            assert!(u >= uptime && u <= net.nodes[1].uptime(net.now), "{u}");
+            // Node 1 (2Q) has predecessor Q: a quarter of the ring.
+            assert_eq!(info[1], I::ResponsibleSet(250_000_000));
+            assert_eq!(info[2], I::NumResources(stored));
+            assert!(stored >= 1);
+        }
+        other => panic!("probe: {other:?}"),
+    }
+    // Node 0 (Q) has predecessor 3Q: half the ring; an empty request gets an empty answer.
+    let now = net.now;
+    let req = net.nodes[1].probe(now, vec![Dest::Node(NodeId(Q))], vec![T::RESPONSIBLE_SET]);
+    net.pump(1);
+    net.run(10_000);
+    assert_eq!(
+        net.completion(1, req),
+        Some(Ok(Outcome::Probe(vec![I::ResponsibleSet(500_000_000)])))
+    );
+    let now = net.now;
+    let req = net.nodes[1].probe(now, vec![Dest::Node(NodeId(Q))], vec![]);
+    net.pump(1);
+    net.run(10_000);
+    assert_eq!(net.completion(1, req), Some(Ok(Outcome::Probe(vec![]))));
+}
