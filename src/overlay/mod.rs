@@ -507,6 +507,31 @@ struct Waiting {
     span: tracing::Span,
 }
 
+/// Reports an authenticated link as up, then runs it, forwarding its events to the driver.
+async fn serve_link<S>(
+    tls: S,
+    link: LinkId,
+    peer: NodeId,
+    ev: mpsc::Sender<Arrival>,
+    outgoing: mpsc::Receiver<Vec<u8>>,
+    max: usize,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if ev.send(Arrival::Up { link, peer }).await.is_err() {
+        return;
+    }
+    let (ltx, mut lrx) = mpsc::channel(256);
+    tokio::spawn(async move {
+        while let Some(e) = lrx.recv().await {
+            if ev.send(Arrival::Link(e)).await.is_err() {
+                break;
+            }
+        }
+    });
+    link::run(tls, link, outgoing, ltx, max).await;
+}
+
 /// What link and handshake tasks report.
 enum Arrival {
     Link(LinkEvent),
@@ -822,19 +847,7 @@ impl Driver {
                             .unwrap_or(());
                     }
                 };
-                if ev.send(Arrival::Up { link, peer: got }).await.is_err() {
-                    return;
-                }
-                let (ltx, mut lrx) = mpsc::channel(256);
-                let fwd = ev.clone();
-                tokio::spawn(async move {
-                    while let Some(e) = lrx.recv().await {
-                        if fwd.send(Arrival::Link(e)).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-                link::run(tls, link, rx, ltx, max).await;
+                serve_link(tls, link, got, ev, rx, max).await;
             }
             .instrument(span),
         );
@@ -900,19 +913,7 @@ impl Driver {
                         .await;
                     return;
                 };
-                if ev.send(Arrival::Up { link, peer }).await.is_err() {
-                    return;
-                }
-                let (ltx, mut lrx) = mpsc::channel(256);
-                let fwd = ev.clone();
-                tokio::spawn(async move {
-                    while let Some(e) = lrx.recv().await {
-                        if fwd.send(Arrival::Link(e)).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-                link::run(tls, link, rx, ltx, max).await;
+                serve_link(tls, link, peer, ev, rx, max).await;
             }
             .instrument(span),
         );
