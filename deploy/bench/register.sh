@@ -24,24 +24,8 @@ TARGETS=${TARGETS:-"p2psip kamailio"}
 
 command -v sipp >/dev/null || { echo "register.sh: sipp is not installed (apt install sip-tester)"; exit 1; }
 
-if [ -z "${P2PSIP_BIN:-}" ]; then
-  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/p2psip-target}"
-  cargo build --release --bin p2psip -q
-  P2PSIP_BIN="$CARGO_TARGET_DIR/release/p2psip"
-fi
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=deploy/bench/lib.sh
+source "$ROOT/deploy/bench/lib.sh"
 
 # Users u0..u(N-1), all with password "bench".
 {
@@ -58,27 +42,11 @@ start_p2psip() {
     printf 'users:\n'
     for i in $(seq 0 $((USERS - 1))); do printf '  - {name: "u%s", password: bench}\n' "$i"; done
   } > "$WORK/p2psip/config.yaml"
-  (cd "$WORK/p2psip" && RUST_LOG=info exec "$P2PSIP_BIN" > node.log 2>&1) &
-  PIDS+=($!)
-  for _ in $(seq 1 100); do
-    PORT=$(grep -o 'SIP listening on udp 127.0.0.1:[0-9]*' "$WORK/p2psip/node.log" 2>/dev/null | grep -o '[0-9]*$' || true)
-    [ -n "$PORT" ] && grep -q 'node is up' "$WORK/p2psip/node.log" && return 0
-    sleep 0.1
-  done
-  echo "p2psip did not start:"; cat "$WORK/p2psip/node.log"; exit 1
+  run_p2psip
 }
 
 start_kamailio() {
-  command -v kamailio >/dev/null || { echo "kamailio is not installed; skipping it"; return 1; }
-  PORT=$(free_port)
-  kamailio -DD -E -f "$ROOT/deploy/bench/kamailio-registrar.cfg" -l "udp:127.0.0.1:$PORT" \
-    -m 128 -M 16 > "$WORK/kamailio.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 1 100); do
-    grep -q "Listening on" "$WORK/kamailio.log" 2>/dev/null && { sleep 0.5; return 0; }
-    sleep 0.1
-  done
-  echo "kamailio did not start:"; cat "$WORK/kamailio.log"; return 1
+  start_kamailio_with "$ROOT/deploy/bench/kamailio-registrar.cfg"
 }
 
 # run_step TARGET RATE: one SIPp run; prints a result line; returns 1 on failed calls.
