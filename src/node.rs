@@ -114,13 +114,16 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         overlay.clone(),
         local_cert_issuer(&data_dir, &identity, now),
     );
+    let live_calls = gateway::LiveCalls::default();
     if let Some(listen) = loaded.admin_listen {
         let p = publisher.clone();
+        let lc = live_calls.clone();
         crate::admin::start(
             crate::admin::AdminConfig {
                 listen,
                 debug: c.admin.debug,
                 registrations: Some(std::sync::Arc::new(move || p.status())),
+                calls: Some(std::sync::Arc::new(move || lc.snapshot())),
             },
             overlay.clone(),
         )
@@ -137,7 +140,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         data_dir.join("calls.jsonl"),
         gateway::calllog::DEFAULT_MAX_BYTES,
     );
-    let app = Gateway::new(registrar.clone(), proxy, Some(calls));
+    let app = Gateway::new(registrar.clone(), proxy, Some(calls)).with_live_calls(live_calls);
     let mut sip_task = tokio::spawn(sip.serve_with(app, shutdown_rx));
     tracing::info!("node is up");
     let mut signals = signals;

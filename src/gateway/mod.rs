@@ -18,7 +18,7 @@ use sip::registrar::{
 };
 use sip::{Destination, Endpoint, Event, Source, Transport};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
 /// The registrar shared between the SIP driver and the expiry task.
@@ -64,6 +64,23 @@ pub struct Gateway {
     shared: Shared,
     proxy: Proxy,
     calls: Option<calllog::CallLog>,
+    live: LiveCalls,
+    live_stamp: Option<(Instant, usize, usize)>,
+}
+
+/// The calls in progress as JSON for `/status` (refreshed by the gateway as calls change).
+#[derive(Clone, Default)]
+pub struct LiveCalls(Arc<Mutex<serde_json::Value>>);
+
+impl LiveCalls {
+    /// The last snapshot: a JSON array of `{call_id, caller, callee, state, since_unix}`
+    /// (`since_unix`: when the call started ringing or was answered, Unix seconds).
+    pub fn snapshot(&self) -> serde_json::Value {
+        match self.0.lock() {
+            Ok(v) if !v.is_null() => v.clone(),
+            _ => serde_json::Value::Array(Vec::new()),
+        }
+    }
 }
 
 impl Gateway {
@@ -74,11 +91,57 @@ impl Gateway {
             shared,
             proxy: Proxy::new(proxy),
             calls,
+            live: LiveCalls::default(),
+            live_stamp: None,
+        }
+    }
+
+    /// Keeps `live` up to date with the calls in progress (for `/status`).
+    pub fn with_live_calls(mut self, live: LiveCalls) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// Refreshes the live-calls snapshot when the set of calls changed or every 250 ms.
+    fn refresh_live(&mut self, now: Instant, ended: bool) {
+        let counts = (self.proxy.context_count(), self.proxy.dialog_count());
+        let fresh = self.live_stamp.is_some_and(|(t, c, d)| {
+            !ended
+                && (c, d) == counts
+                && now.saturating_duration_since(t) < Duration::from_millis(250)
+        });
+        if fresh {
+            return;
+        }
+        self.live_stamp = Some((now, counts.0, counts.1));
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let calls: Vec<serde_json::Value> = self
+            .proxy
+            .live_calls()
+            .into_iter()
+            .map(|c| {
+                let since = c.answer.unwrap_or(c.start);
+                serde_json::json!({
+                    "call_id": c.call_id,
+                    "caller": bare(&c.caller),
+                    "callee": bare(&c.callee),
+                    "state": if c.answer.is_some() { "answered" } else { "ringing" },
+                    "since_unix": wall - now.saturating_duration_since(since).as_secs_f64(),
+                })
+            })
+            .collect();
+        if let Ok(mut v) = self.live.0.lock() {
+            *v = serde_json::Value::Array(calls);
         }
     }
 
     fn write_records(&mut self, now: Instant) {
+        let mut ended = false;
         while let Some(rec) = self.proxy.poll_record() {
+            ended = true;
             tracing::info!(
                 "call {} from {} to {}: {} ({} {})",
                 rec.call_id,
@@ -92,6 +155,7 @@ impl Gateway {
                 log.write(&rec, now);
             }
         }
+        self.refresh_live(now, ended);
     }
 }
 

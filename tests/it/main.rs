@@ -13,3 +13,4 @@ mod overlay_calls;
 mod pki;
 mod registrar;
 mod sip_options;
+mod status_page;

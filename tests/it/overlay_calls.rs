@@ -44,7 +44,7 @@ fn config(user: &str, bootstrap: Option<SocketAddr>) -> String {
 }
 
 /// `n` nodes sharing the first one's overlay CA; (node, SIP UDP address) each.
-fn start(n: usize) -> Vec<(OverlayNode, SocketAddr)> {
+pub(crate) fn start(n: usize) -> Vec<(OverlayNode, SocketAddr)> {
     let mut nodes: Vec<(OverlayNode, SocketAddr)> = Vec::new();
     for i in 1..=n {
         let user = format!("n{i}");
@@ -80,7 +80,7 @@ fn start(n: usize) -> Vec<(OverlayNode, SocketAddr)> {
     nodes
 }
 
-fn have_sipp() -> bool {
+pub(crate) fn have_sipp() -> bool {
     let ok = Command::new("sipp")
         .arg("-v")
         .stdout(Stdio::null())
@@ -94,7 +94,7 @@ fn have_sipp() -> bool {
 }
 
 /// Registers `user` at `node` with SIPp (one REGISTER with digest).
-fn register(dir: &Path, node: SocketAddr, user: &str, expires: u32, port: u16) {
+pub(crate) fn register(dir: &Path, node: SocketAddr, user: &str, expires: u32, port: u16) {
     let csv = dir.join(format!("cred-{user}.csv"));
     std::fs::write(
         &csv,
@@ -146,7 +146,7 @@ fn register(dir: &Path, node: SocketAddr, user: &str, expires: u32, port: u16) {
     assert_eq!(code, Some(0), "sipp REGISTER of {user} failed");
 }
 
-fn status(addr: SocketAddr) -> Option<Value> {
+pub(crate) fn status(addr: SocketAddr) -> Option<Value> {
     let (c, b) = http(addr, "GET", "/status", b"")?;
     (c == 200).then(|| serde_json::from_str(&b).ok())?
 }
