@@ -4,10 +4,14 @@
 #   deploy/lab/loopback.sh up N     start N nodes (node 1 creates the overlay, the others join)
 #   deploy/lab/loopback.sh status   one line per node
 #   deploy/lab/loopback.sh down     stop them (SIGTERM: graceful Leave), keep the state dir
+#   deploy/lab/loopback.sh kill I   SIGKILL node I (a crash: no Leave)
+#   deploy/lab/loopback.sh start I  start node I again on its kept config and data
 #
 # Environment: P2PSIP (binary, default: target/debug/p2psip or `p2psip` on PATH),
 # LAB_DIR (state dir, default /tmp/p2psip-lab), BASE_PORT (default 16000): node i uses
 # SIP BASE+10i (udp+tcp), overlay BASE+10i+1, admin BASE+10i+2. Admin /debug paths are on.
+# LAB_EXTRA_CONFIG: a YAML file appended to every node's config.yaml (e.g. `users:` and
+# `log:` for benchmarks; it must not repeat the keys written here: overlay, sip, admin).
 set -euo pipefail
 
 LAB_DIR=${LAB_DIR:-/tmp/p2psip-lab}
@@ -58,7 +62,8 @@ admin:
   listen: "127.0.0.1:$adm"
   debug: true
 CFG
-    (cd "$d" && nohup "$P2PSIP" >"$d/log" 2>&1 & echo $! >"$d/pid")
+    if [[ -n "${LAB_EXTRA_CONFIG:-}" ]]; then cat "$LAB_EXTRA_CONFIG" >>"$d/config.yaml"; fi
+    (cd "$d" && { nohup "$P2PSIP" >"$d/log" 2>&1 & echo $! >"$d/pid"; })
     wait_admin "127.0.0.1:$adm"
     [[ $i -eq 1 ]] && boot="\"127.0.0.1:$ov\""
     echo "node$i  sip 127.0.0.1:$sip  admin 127.0.0.1:$adm  overlay 127.0.0.1:$ov  Node-ID $(node_id 127.0.0.1:$adm)"
@@ -90,9 +95,27 @@ down() {
   done
 }
 
+kill_node() {
+  local d="$LAB_DIR/node$1"
+  [[ -f "$d/pid" ]] || { echo "node$1 is not running" >&2; return 1; }
+  kill -KILL "$(cat "$d/pid")" 2>/dev/null || true
+  rm -f "$d/pid"
+  echo "killed node$1 (SIGKILL)"
+}
+
+start_node() {
+  local i=$1 d="$LAB_DIR/node$1" adm=$((BASE_PORT + 10 * $1 + 2))
+  [[ -f "$d/config.yaml" ]] || { echo "node$i was never set up (run up first)" >&2; return 1; }
+  (cd "$d" && { nohup "$P2PSIP" >>"$d/log" 2>&1 & echo $! >"$d/pid"; })
+  wait_admin "127.0.0.1:$adm"
+  echo "node$i  admin 127.0.0.1:$adm  Node-ID $(node_id 127.0.0.1:$adm)"
+}
+
 case "${1:-}" in
   up) up "${2:-3}" ;;
+  kill) kill_node "${2:?usage: kill I}" ;;
+  start) start_node "${2:?usage: start I}" ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up N | status | down" >&2; exit 2 ;;
+  *) echo "usage: $0 up N | status | down | kill I | start I" >&2; exit 2 ;;
 esac
