@@ -115,15 +115,18 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         local_cert_issuer(&data_dir, &identity, now),
     );
     let live_calls = gateway::LiveCalls::default();
+    let sip_metrics = gateway::metrics::SipMetrics::default();
     if let Some(listen) = loaded.admin_listen {
         let p = publisher.clone();
         let lc = live_calls.clone();
+        let sm = sip_metrics.clone();
         crate::admin::start(
             crate::admin::AdminConfig {
                 listen,
                 debug: c.admin.debug,
                 registrations: Some(std::sync::Arc::new(move || p.status())),
                 calls: Some(std::sync::Arc::new(move || lc.snapshot())),
+                metrics: Some(std::sync::Arc::new(move || sm.prometheus())),
             },
             overlay.clone(),
         )
@@ -140,7 +143,9 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         data_dir.join("calls.jsonl"),
         gateway::calllog::DEFAULT_MAX_BYTES,
     );
-    let app = Gateway::new(registrar.clone(), proxy, Some(calls)).with_live_calls(live_calls);
+    let app = Gateway::new(registrar.clone(), proxy, Some(calls))
+        .with_live_calls(live_calls)
+        .with_metrics(sip_metrics);
     let mut sip_task = tokio::spawn(sip.serve_with(app, shutdown_rx));
     tracing::info!("node is up");
     let mut signals = signals;

@@ -44,6 +44,8 @@ pub struct AdminConfig {
     pub registrations: Option<StatusHook>,
     /// Live-calls hook for `/status` (`calls`).
     pub calls: Option<StatusHook>,
+    /// More Prometheus text for `/metrics` (the SIP counters).
+    pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
 /// Binds the admin listener and serves it in a task.
@@ -102,7 +104,12 @@ async fn serve(
             STATUS_PAGE.as_bytes().to_vec(),
         ),
         ("GET", "/metrics") => match overlay.metrics().await {
-            Ok(t) => ("200 OK", "text/plain; version=0.0.4", t.into_bytes()),
+            Ok(mut t) => {
+                if let Some(h) = &cfg.metrics {
+                    t.push_str(&h());
+                }
+                ("200 OK", "text/plain; version=0.0.4", t.into_bytes())
+            }
             Err(e) => (
                 "503 Service Unavailable",
                 "text/plain",

@@ -6,6 +6,7 @@
 //! SIP-REGISTRATION entries (RFC 7904).
 
 pub mod calllog;
+pub mod metrics;
 pub mod publish;
 pub mod users;
 
@@ -66,6 +67,7 @@ pub struct Gateway {
     calls: Option<calllog::CallLog>,
     live: LiveCalls,
     live_stamp: Option<(Instant, usize, usize)>,
+    metrics: metrics::SipMetrics,
 }
 
 /// The calls in progress as JSON for `/status` (refreshed by the gateway as calls change).
@@ -93,7 +95,14 @@ impl Gateway {
             calls,
             live: LiveCalls::default(),
             live_stamp: None,
+            metrics: metrics::SipMetrics::default(),
         }
+    }
+
+    /// Counts REGISTERs and calls into `metrics`.
+    pub fn with_metrics(mut self, metrics: metrics::SipMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Keeps `live` up to date with the calls in progress (for `/status`).
@@ -133,6 +142,7 @@ impl Gateway {
                 })
             })
             .collect();
+        self.metrics.set_live_calls(calls.len());
         if let Ok(mut v) = self.live.0.lock() {
             *v = serde_json::Value::Array(calls);
         }
@@ -142,6 +152,7 @@ impl Gateway {
         let mut ended = false;
         while let Some(rec) = self.proxy.poll_record() {
             ended = true;
+            self.metrics.call(&rec.result);
             tracing::info!(
                 "call {} from {} to {}: {} ({} {})",
                 rec.call_id,
@@ -391,6 +402,14 @@ impl Gateway {
         };
         self.shared.wake.notify_one();
         let from = format!("{} {}", transport_name(source.transport), source.remote);
+        let result = match &reply.outcome {
+            Outcome::Registered { .. } => "registered",
+            Outcome::Unregistered { .. } => "unregistered",
+            Outcome::Queried { .. } => "queried",
+            Outcome::Challenged { .. } => "challenged",
+            Outcome::Rejected(_) => "rejected",
+        };
+        self.metrics.register(result, reply.status);
         match &reply.outcome {
             Outcome::Registered {
                 aor,

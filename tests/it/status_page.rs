@@ -89,6 +89,19 @@ fn status_page_draws_the_ring_in_headless_chromium() {
     let me = st["node_id"].as_str().unwrap().to_owned();
     let succ = st["successors"][0].as_str().unwrap().to_owned();
 
+    // The SIP counters are in /metrics (issue 6: REGISTERs by result).
+    let (code, metrics) = http(a.admin, "GET", "/metrics", b"").unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("p2psip_sip_registers_total{result=\"registered\",status=\"200\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("p2psip_sip_registers_total{result=\"challenged\",status=\"401\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("p2psip_sip_calls_in_progress 0"), "{metrics}");
+
     // The page itself is served at `/`.
     let (code, html) = http(a.admin, "GET", "/", b"").unwrap();
     assert_eq!(code, 200);
