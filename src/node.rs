@@ -65,14 +65,11 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     // The overlay links authenticate with these certificates (mutual TLS).
-    let identity = crate::pki::local::ensure_local_identity(
-        &data_dir,
-        &loaded.config.overlay.instance_name,
-        &loaded.config.overlay.node_user,
-        now,
-    )
-    .map_err(|e| NodeError::Identity(e.to_string()))?;
+    let identity = crate::pki::join::ensure_identity(&loaded, now)
+        .await
+        .map_err(NodeError::Identity)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    crate::pki::join::start_server(&loaded, &identity, shutdown_rx.clone()).await;
     let sip = sip_transport::bind(SipTransportConfig {
         udp: loaded.sip_udp.clone(),
         tcp: loaded.sip_tcp.clone(),

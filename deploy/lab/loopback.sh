@@ -9,13 +9,17 @@
 #
 # Environment: P2PSIP (binary, default: target/debug/p2psip or `p2psip` on PATH),
 # LAB_DIR (state dir, default /tmp/p2psip-lab), BASE_PORT (default 16000): node i uses
-# SIP BASE+10i (udp+tcp), overlay BASE+10i+1, admin BASE+10i+2. Admin /debug paths are on.
+# SIP BASE+10i (udp+tcp), overlay BASE+10i+1, admin BASE+10i+2; node 1's enrollment server
+# BASE+5. LAB_PASSWORD: the enrollment password (default lab-enrollment-password). Admin /debug
+# paths are on.
 # LAB_EXTRA_CONFIG: a YAML file appended to every node's config.yaml (e.g. `users:` and
 # `log:` for benchmarks; it must not repeat the keys written here: overlay, sip, admin).
 set -euo pipefail
 
 LAB_DIR=${LAB_DIR:-/tmp/p2psip-lab}
 BASE_PORT=${BASE_PORT:-16000}
+LAB_PASSWORD=${LAB_PASSWORD:-lab-enrollment-password}
+ENROLL_PORT=$((BASE_PORT + 5))
 here=$(cd "$(dirname "$0")/../.." && pwd)
 if [[ -z "${P2PSIP:-}" ]]; then
   for c in "${CARGO_TARGET_DIR:-$here/target}/debug/p2psip" "${CARGO_TARGET_DIR:-$here/target}/release/p2psip"; do
@@ -44,10 +48,10 @@ up() {
   for i in $(seq 1 "$n"); do
     local d="$LAB_DIR/node$i" sip=$((BASE_PORT + 10 * i)) ov=$((BASE_PORT + 10 * i + 1)) adm=$((BASE_PORT + 10 * i + 2))
     mkdir -p "$d"
-    if [[ $i -gt 1 && ! -e "$d/data/node.cert.pem" ]]; then
-      # Share node 1's overlay CA (lab shortcut; see docs/DEPLOY.md for enrollment).
-      mkdir -p "$d/data" && cp -r "$LAB_DIR/node1/data/ca" "$d/data/ca"
-    fi
+    # Node 1 holds the overlay CA and serves enrollment; the others join with its address
+    # and the enrollment password (docs/SECURITY.md "Joining with a password").
+    local enroll="  enrollment: {listen: \"127.0.0.1:$ENROLL_PORT\", password: \"$LAB_PASSWORD\"}"
+    [[ $i -gt 1 ]] && enroll="  enrollment: {password: \"$LAB_PASSWORD\", server: \"https://127.0.0.1:$ENROLL_PORT/enroll\"}"
     cat >"$d/config.yaml" <<CFG
 overlay:
   instance_name: lab.p2psip
@@ -55,6 +59,7 @@ overlay:
   listen: "127.0.0.1:$ov"
   bootstrap: [$boot]
   discovery: {enabled: false}
+$enroll
 sip:
   udp: ["127.0.0.1:$sip"]
   tcp: ["127.0.0.1:$sip"]

@@ -3,7 +3,7 @@
 //! replica. Skipped, with a printed reason, when sipp is not installed.
 
 use crate::harness::NodeProc;
-use crate::harness::addr_after;
+use crate::harness::{addr_after, enrollment_server, enrollment_yaml};
 use crate::overlay::{OverlayNode, http, wait_for, wait_ring};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -13,23 +13,12 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 /// A lab node with SIP users 1000..1004 (password pw-<user>, MD5 digest).
-fn config(user: &str, bootstrap: Option<SocketAddr>) -> String {
+fn config(user: &str, bootstrap: Option<SocketAddr>, enroll: Option<SocketAddr>) -> String {
     let b = bootstrap
         .map(|a| format!("  bootstrap: [\"{a}\"]\n"))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + &enrollment_yaml(enroll);
     let mut users = String::new();
     for u in 1000..1005 {
         users.push_str(&format!("  - {{name: \"{u}\", password: pw-{u}}}\n"));
@@ -43,21 +32,17 @@ fn config(user: &str, bootstrap: Option<SocketAddr>) -> String {
     )
 }
 
-/// `n` nodes sharing the first one's overlay CA; (node, SIP UDP address) each.
+/// `n` nodes, the others enrolled at the first one; (node, SIP UDP address) each.
 pub(crate) fn start(n: usize) -> Vec<(OverlayNode, SocketAddr)> {
     let mut nodes: Vec<(OverlayNode, SocketAddr)> = Vec::new();
     for i in 1..=n {
         let user = format!("n{i}");
         let dir = tempfile::tempdir().unwrap();
         let boot = nodes.first().map(|f| f.0.overlay);
-        std::fs::write(dir.path().join("config.yaml"), config(&user, boot)).unwrap();
-        if let Some(first) = nodes.first() {
-            copy_dir(
-                &first.0.proc.path().join("data/ca"),
-                &dir.path().join("data/ca"),
-            );
-        }
+        let enroll = nodes.first().and_then(|f| f.0.enroll);
+        std::fs::write(dir.path().join("config.yaml"), config(&user, boot, enroll)).unwrap();
         let mut p = NodeProc::start_in_env(dir, &[], &[]);
+        let server = boot.is_none().then(|| enrollment_server(&mut p));
         let udp = addr_after(
             &p.wait_line("SIP listening on udp ", T),
             "SIP listening on udp ",
@@ -73,6 +58,7 @@ pub(crate) fn start(n: usize) -> Vec<(OverlayNode, SocketAddr)> {
                 overlay,
                 admin,
                 user,
+                enroll: server,
             },
             udp,
         ));
