@@ -100,7 +100,10 @@ fn status_page_draws_the_ring_in_headless_chromium() {
         metrics.contains("p2psip_sip_registers_total{result=\"challenged\",status=\"401\"} 1"),
         "{metrics}"
     );
-    assert!(metrics.contains("p2psip_sip_calls_in_progress 0"), "{metrics}");
+    assert!(
+        metrics.contains("p2psip_sip_calls_in_progress 0"),
+        "{metrics}"
+    );
 
     // The page itself is served at `/`.
     let (code, html) = http(a.admin, "GET", "/", b"").unwrap();
