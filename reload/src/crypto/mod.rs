@@ -45,7 +45,9 @@ pub struct SignatureParts {
 }
 
 /// Signing, verification and hashing for one local identity.
-pub trait CryptoProvider: std::fmt::Debug {
+/// `Send + Sync` so a [`crate::node::Node`] can move between threads (a multi-threaded
+/// driver); providers keep mutable caches behind a `Mutex` or atomics.
+pub trait CryptoProvider: std::fmt::Debug + Send + Sync {
     /// Our certificates, to put in each SecurityBlock.
     fn certificates(&self) -> Vec<Vec<u8>>;
     /// Our SignerIdentity as (identity hash algorithm, certificate hash).

@@ -35,8 +35,19 @@ impl wire::KindModels for Models<'_> {
     }
 }
 
-/// Decodes the forwarding header and returns it with the rest of the message.
+/// Decodes the forwarding header and returns it with the rest of the message; fragments
+/// are refused.
 pub fn decode_header(bytes: &[u8], overlay: u32) -> Result<(Header, &[u8]), GlueError> {
+    let (h, rest) = decode_header_or_fragment(bytes, overlay)?;
+    if !h.is_unfragmented() {
+        return Err(GlueError::Fragment);
+    }
+    Ok((h, rest))
+}
+
+/// Decodes the forwarding header of a whole message or a fragment (RFC 6940 6.7) and returns
+/// it with the rest of the bytes; a cleared fixed fragment bit is refused.
+pub fn decode_header_or_fragment(bytes: &[u8], overlay: u32) -> Result<(Header, &[u8]), GlueError> {
     let mut r = Reader::new(bytes);
     let (h, length) = Header::read_with_length(&mut r)?;
     if length != bytes.len() {
@@ -52,7 +63,7 @@ pub fn decode_header(bytes: &[u8], overlay: u32) -> Result<(Header, &[u8]), Glue
     if h.version != wire::header::VERSION {
         return Err(GlueError::Version(h.version));
     }
-    if !h.fragment_fixed_bit() || !h.is_unfragmented() {
+    if !h.fragment_fixed_bit() {
         return Err(GlueError::Fragment);
     }
     Ok((h, r.rest()))

@@ -55,6 +55,7 @@
 //! assert_eq!(a.table().successor(), Some(b.id()));
 //! ```
 
+pub mod fragment;
 pub mod glue;
 pub mod msg;
 mod usage_hooks; // usages: RFC 7851 PathTrack/diagnostics (see usage_hooks.rs)
@@ -132,6 +133,9 @@ pub struct NodeConfig {
     pub test_secret: Vec<u8>,
     /// User name in our test certificate.
     pub user: Option<String>,
+    /// MTU of the links in bytes: larger messages are fragmented (RFC 6940 6.7); 0 = never
+    /// (stream links such as TLS/TCP).
+    pub link_mtu: usize,
 }
 
 impl Default for NodeConfig {
@@ -153,6 +157,7 @@ impl Default for NodeConfig {
             kinds: KindRegistry::default(),
             test_secret: b"p2psip-test".to_vec(),
             user: None,
+            link_mtu: 0,
         }
     }
 }
@@ -316,6 +321,12 @@ pub struct Stats {
     pub store_forbidden: u64,
     /// Fetched values dropped because their StoredData signature or policy check failed.
     pub fetch_values_dropped: u64,
+    /// Fragments we sent (RFC 6940 6.7).
+    pub fragments_sent: u64,
+    /// Messages we reassembled from fragments.
+    pub reassembled: u64,
+    /// Incomplete messages dropped (reassembly timeout, too large, buffer full).
+    pub reassembly_dropped: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -397,6 +408,7 @@ pub struct Node {
     join_epoch: u32,
     periodic_round: u32,
     stats: Stats,
+    reassembly: fragment::Reassembler,
 }
 
 const DUP_CACHE_MS: u64 = 15_000;
@@ -479,6 +491,7 @@ impl Node {
             join_epoch: 0,
             periodic_round: 0,
             stats: Stats::default(),
+            reassembly: fragment::Reassembler::default(),
             cfg: config,
         }
     }
@@ -1116,6 +1129,24 @@ impl Node {
 
     fn transmit(&mut self, link: LinkId, mut header: Header, rest: &[u8]) {
         header.ttl = header.ttl.saturating_sub(1);
+        if self.cfg.link_mtu > 0 {
+            let base = header.fragment_offset();
+            let last = header.is_last_fragment();
+            let header_len = glue::encode_message(self.overlay, header.clone(), &[]).len();
+            if let Some(parts) =
+                fragment::split(header_len, rest.len(), base, last, self.cfg.link_mtu)
+            {
+                self.stats.fragments_sent += parts.len() as u64;
+                for (field, range) in parts {
+                    let mut h = header.clone();
+                    h.fragment = field;
+                    let chunk = rest.get(range).unwrap_or_default();
+                    let bytes = glue::encode_message(self.overlay, h, chunk);
+                    self.out.push_back(Output::Send { link, bytes });
+                }
+                return;
+            }
+        }
         let bytes = glue::encode_message(self.overlay, header, rest);
         self.out.push_back(Output::Send { link, bytes });
     }
@@ -1127,18 +1158,76 @@ impl Node {
             self.stats.dropped += 1;
             return;
         };
-        let (mut header, rest) = match glue::decode_header(bytes, self.overlay) {
+        let (header, rest) = match glue::decode_header_or_fragment(bytes, self.overlay) {
             Ok(x) => x,
             Err(_) => {
                 self.stats.decode_errors += 1;
                 return;
             }
         };
-        let Some(code) = glue::peek_code(rest) else {
+        if !header.is_unfragmented() {
+            if let Some((header, whole)) = self.on_fragment(now, from, header, rest) {
+                self.on_whole_message(now, from, header, whole);
+            }
+            return;
+        }
+        let rest = rest.to_vec();
+        self.on_whole_message(now, from, header, rest);
+    }
+
+    /// A fragment (RFC 6940 6.7): forwarded as it is unless we are its destination, where it
+    /// waits in the holding buffer. Returns the whole message once the last piece is in.
+    fn on_fragment(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        mut header: Header,
+        payload: &[u8],
+    ) -> Option<(Header, Vec<u8>)> {
+        while let Some(Dest::Node(n)) = header.destination_list.first() {
+            if *n == self.me && header.destination_list.len() > 1 {
+                header.destination_list.remove(0);
+            } else {
+                break;
+            }
+        }
+        if self.is_local_dest(&header) {
+            let r = self.reassembly.add(now, header, payload);
+            self.stats.reassembled = self.reassembly.reassembled;
+            self.stats.reassembly_dropped = self.reassembly.dropped;
+            return r.ok().flatten();
+        }
+        // Not ours: whether it is a request is unknown here, so every fragment gets the same
+        // treatment (each node a message traverses appends to the via list, 6.3.2.2).
+        if header.ttl == 0 || header.via_list.contains(&Dest::Node(self.me)) {
+            self.stats.dropped += 1;
+            return None;
+        }
+        header.via_list.push(Dest::Node(from));
+        self.stats.forwarded += 1;
+        self.route(now, header, payload.to_vec(), Some(from), None);
+        None
+    }
+
+    /// True when the head of the destination list names us (after our own ids are popped).
+    fn is_local_dest(&self, header: &Header) -> bool {
+        match header.destination_list.first() {
+            Some(Dest::Node(n)) => *n == self.me || *n == NodeId::WILDCARD,
+            Some(Dest::Resource(r)) => {
+                header.destination_list.len() == 1
+                    && self.state == JoinState::Joined
+                    && r.as_u128().is_some_and(|k| self.table.is_responsible(k))
+            }
+            _ => false,
+        }
+    }
+
+    /// A whole (unfragmented or reassembled) message from the link peer `from`.
+    fn on_whole_message(&mut self, now: Time, from: NodeId, mut header: Header, rest: Vec<u8>) {
+        let Some(code) = glue::peek_code(&rest) else {
             self.stats.decode_errors += 1;
             return;
         };
-        let rest = rest.to_vec();
         let request = msg::is_request(code);
         // Duplicate destination entries indicate a loop (RFC 6940 13.6.5).
         let dup = header
@@ -1168,15 +1257,7 @@ impl Node {
                 break;
             }
         }
-        let local = match header.destination_list.first() {
-            Some(Dest::Node(n)) => *n == self.me || *n == NodeId::WILDCARD,
-            Some(Dest::Resource(r)) => {
-                header.destination_list.len() == 1
-                    && self.state == JoinState::Joined
-                    && r.as_u128().is_some_and(|k| self.table.is_responsible(k))
-            }
-            _ => false,
-        };
+        let local = self.is_local_dest(&header);
         if !local {
             if header.ttl == 0 {
                 if request {
@@ -2400,6 +2481,8 @@ impl Node {
                 }
                 Timer::Housekeeping => {
                     self.storage.expire(now.0);
+                    self.reassembly.expire(now);
+                    self.stats.reassembly_dropped = self.reassembly.dropped;
                     while let Some((exp, txid)) = self.answered_order.front().copied() {
                         if exp > now {
                             break;
