@@ -55,6 +55,7 @@
 //! assert_eq!(a.table().successor(), Some(b.id()));
 //! ```
 
+mod certs;
 pub mod fragment;
 pub mod glue;
 pub mod msg;
@@ -136,6 +137,9 @@ pub struct NodeConfig {
     /// MTU of the links in bytes: larger messages are fragmented (RFC 6940 6.7); 0 = never
     /// (stream links such as TLS/TCP).
     pub link_mtu: usize,
+    /// Leave our certificate out of requests once it is stored in the overlay (receivers
+    /// fetch it from CERTIFICATE_BY_NODE, RFC 6940 6.3.4, 8); answers always carry it.
+    pub omit_certificates: bool,
 }
 
 impl Default for NodeConfig {
@@ -158,6 +162,7 @@ impl Default for NodeConfig {
             test_secret: b"p2psip-test".to_vec(),
             user: None,
             link_mtu: 0,
+            omit_certificates: false,
         }
     }
 }
@@ -327,6 +332,14 @@ pub struct Stats {
     pub reassembled: u64,
     /// Incomplete messages dropped (reassembly timeout, too large, buffer full).
     pub reassembly_dropped: u64,
+    /// Messages held until their signer's certificate was fetched.
+    pub cert_held: u64,
+    /// Certificate fetches sent (CERTIFICATE_BY_NODE).
+    pub cert_fetches: u64,
+    /// Certificate fetches that found no valid certificate.
+    pub cert_fetch_failed: u64,
+    /// Held messages dropped because their certificate did not come in time.
+    pub cert_hold_timeouts: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -351,6 +364,8 @@ enum Purpose {
     Replicate,
     Refill,
     Liveness(NodeId),
+    CertPublish,
+    CertFetch(Vec<u8>),
 }
 
 #[derive(Debug)]
@@ -373,6 +388,8 @@ enum Timer {
     Periodic,
     JoinRetry(u32),
     Housekeeping,
+    CertRefresh,
+    CertHold,
 }
 
 /// A RELOAD peer.
@@ -409,6 +426,8 @@ pub struct Node {
     periodic_round: u32,
     stats: Stats,
     reassembly: fragment::Reassembler,
+    cert_store: certs::CertStore,
+    certs_published: bool,
 }
 
 const DUP_CACHE_MS: u64 = 15_000;
@@ -492,6 +511,8 @@ impl Node {
             periodic_round: 0,
             stats: Stats::default(),
             reassembly: fragment::Reassembler::default(),
+            cert_store: certs::CertStore::default(),
+            certs_published: false,
             cfg: config,
         }
     }
@@ -984,6 +1005,10 @@ impl Node {
                 replica_number: 0,
                 ..
             } => self.crypto.signer_for(&resource.0),
+            _ if self.may_omit_certificates(body) => {
+                let (ih, ch) = self.crypto.identity();
+                Some((ih, ch, Vec::new()))
+            }
             _ => None,
         };
         self.sign_contents_as(txid, contents, &certs, as_user)
@@ -1315,14 +1340,23 @@ impl Node {
         input.extend_from_slice(&self.overlay.to_be_bytes());
         input.extend_from_slice(&header.transaction_id.to_be_bytes());
         input.extend_from_slice(parsed.contents);
-        input.extend_from_slice(&glue::encode_identity(
-            parsed.security.signature.identity_hash_alg,
-            &parsed.security.signature.cert_hash,
-        ));
-        let Some(signer) =
-            self.crypto
-                .verify(&input, &parsed.security.signature, &parsed.security.certs)
-        else {
+        input.extend_from_slice(&glue::encode_signer_identity(&parsed.security.signature));
+        let sig = &parsed.security.signature;
+        let certs = self.certs_with_cached(sig, &parsed.security.certs);
+        let Some(signer) = self.crypto.verify(&input, sig, &certs) else {
+            if self.cert_missing(sig, &parsed.security.certs) {
+                // Fetch the signer's certificate (RFC 6940 6.3.4, 8), then try again.
+                let origin = match header.via_list.first() {
+                    _ if !msg::is_request(parsed.code) => None,
+                    Some(Dest::Node(n)) => Some(*n),
+                    Some(_) => None,
+                    None => from,
+                };
+                let sig = sig.clone();
+                if self.hold_for_cert(now, &sig, origin, header, rest.clone(), from) {
+                    return;
+                }
+            }
             self.stats.dropped += 1;
             self.stats.bad_signature += 1;
             return;
@@ -1557,6 +1591,7 @@ impl Node {
                 identity_hash_alg: ih,
                 cert_hash: ch,
                 value,
+                node_id_hash: false,
             },
         };
         let mut rest = contents;
@@ -1728,7 +1763,8 @@ impl Node {
             return None;
         }
         let input = glue::stored_data_signature_input(resource, kind, v);
-        self.crypto.verify(&input, &v.signature, &v.certs)
+        let certs = self.certs_with_cached(&v.signature, &v.certs);
+        self.crypto.verify(&input, &v.signature, &certs)
     }
 
     fn on_store(
@@ -2048,6 +2084,14 @@ impl Node {
                     self.bootstrap(now);
                 }
             }
+            Purpose::CertPublish => self.on_cert_published(matches!(body, Body::StoreAns(_))),
+            Purpose::CertFetch(hash) => {
+                let resource = match p.header.destination_list.last() {
+                    Some(Dest::Resource(r)) => r.clone(),
+                    _ => ResourceId::default(),
+                };
+                self.on_cert_fetch(now, hash, resource, Some(body));
+            }
             Purpose::Update(_)
             | Purpose::Leave
             | Purpose::Replicate
@@ -2235,6 +2279,7 @@ impl Node {
             self.send_request(now, vec![Dest::Node(n)], &body, Purpose::Update(n));
         }
         self.search_fingers(now);
+        self.publish_certificates(now);
         if !self.periodic_armed {
             self.periodic_armed = true;
             let jitter = self.rng.random_range(0..self.cfg.update_interval_ms.max(1));
@@ -2479,7 +2524,14 @@ impl Node {
                         self.bootstrap(now);
                     }
                 }
+                Timer::CertRefresh => {
+                    if self.state == JoinState::Joined {
+                        self.refresh_certificates(now);
+                    }
+                }
+                Timer::CertHold => self.expire_held(now),
                 Timer::Housekeeping => {
+                    self.expire_held(now);
                     self.storage.expire(now.0);
                     self.reassembly.expire(now);
                     self.stats.reassembly_dropped = self.reassembly.dropped;
@@ -2556,6 +2608,9 @@ impl Node {
             // A neighbour that does not answer is dead (RFC 6940 10.7.1).
             Purpose::Update(n) if self.table.is_neighbor(n) => self.peer_failed(now, n),
             Purpose::Liveness(n) if self.table.contains(n) => self.peer_failed(now, n),
+            Purpose::CertFetch(hash) => {
+                self.on_cert_fetch(now, hash, ResourceId::default(), None);
+            }
             _ => {}
         }
     }

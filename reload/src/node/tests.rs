@@ -209,7 +209,13 @@ fn store_fetch_and_replicate() {
     assert_eq!(k[0].1, 1);
     // Primary plus two replicas: every one of the three nodes holds it.
     for n in &net.nodes {
-        assert_eq!(n.storage().resource_count(), 1, "{}", n.id());
+        let kinds = n.storage().export(0, &r);
+        assert_eq!(
+            kinds.iter().filter(|k| k.kind == 1).count(),
+            1,
+            "{}",
+            n.id()
+        );
     }
     let now = net.now;
     let req = net.nodes[0].fetch(now, r, vec![(1, Selector::Dictionary(vec![]))]);
@@ -508,12 +514,12 @@ fn stat_find_and_delete() {
         other => panic!("stat: {other:?}"),
     }
     let now = net.now;
-    let req = net.nodes[2].find(now, r.clone(), vec![1, 3]);
+    let req = net.nodes[2].find(now, r.clone(), vec![1, 2]);
     net.pump(2);
     net.run(10_000);
     match net.completion(2, req) {
         Some(Ok(Outcome::Found(f))) => {
-            assert_eq!(f, vec![(1, r.clone()), (3, ResourceId::from_u128(0))]);
+            assert_eq!(f, vec![(1, r.clone()), (2, ResourceId::from_u128(0))]);
         }
         other => panic!("find: {other:?}"),
     }
