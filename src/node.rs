@@ -107,10 +107,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         what: "overlay listener",
         source: e,
     })?;
-    let publisher = gateway::publish::Publisher::new(
-        overlay.clone(),
-        local_cert_issuer(&data_dir, &identity, now),
-    );
+    let publisher = gateway::publish::Publisher::new(overlay.clone());
     if let Some(listen) = loaded.admin_listen {
         let p = publisher.clone();
         crate::admin::start(
@@ -215,47 +212,6 @@ fn start_registrar(loaded: &Loaded, node_id: u128) -> Result<gateway::Shared, No
     }
     registrar.set_users(user_list);
     Ok(gateway::Shared::new(registrar))
-}
-
-/// With the overlay CA in `data_dir/ca` (the local lab mode), a function issuing user
-/// certificates for this node's key and Node-ID (RFC 7904 3.3: the node signs its users'
-/// registrations). Without the CA: none.
-fn local_cert_issuer(
-    data_dir: &std::path::Path,
-    identity: &std::sync::Arc<crate::pki::local::Identity>,
-    now: i64,
-) -> Option<gateway::publish::CertIssuer> {
-    let ca_dir = data_dir.join(crate::pki::local::LOCAL_CA_DIR);
-    if !ca_dir.join(crate::pki::ca::CA_KEY).exists() {
-        tracing::info!(
-            "no overlay CA in {}: only the node's own user's registration can be stored in the overlay",
-            ca_dir.display()
-        );
-        return None;
-    }
-    let ca = match crate::pki::ca::Ca::load(&ca_dir, now) {
-        Ok(ca) => std::sync::Arc::new(ca),
-        Err(e) => {
-            tracing::warn!("cannot load the overlay CA for user certificates: {e}");
-            return None;
-        }
-    };
-    let key = match rcgen::KeyPair::try_from(&identity.key_pkcs8[..]) {
-        Ok(k) => std::sync::Arc::new(k),
-        Err(e) => {
-            tracing::warn!("node key unusable for user certificates: {e}");
-            return None;
-        }
-    };
-    let node_id = identity.node_id;
-    Some(std::sync::Arc::new(move |user: &str| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        ca.sign_node_cert(&*key, user, &[node_id], now, crate::pki::ca::NODE_CERT_DAYS)
-            .map_err(|e| e.to_string())
-    }))
 }
 
 /// SIGTERM, SIGINT and SIGHUP, installed once.

@@ -27,7 +27,7 @@ fn config(user: &str, bootstrap: Option<SocketAddr>, enroll: Option<SocketAddr>)
         "sip:\n  udp: [\"127.0.0.1:0\"]\n  tcp: [\"127.0.0.1:0\"]\n\
          registrar:\n  digest_algorithms: [MD5]\n\
          users:\n{users}\
-         overlay:\n  instance_name: lab.p2psip\n  node_user: {user}\n  listen: \"127.0.0.1:0\"\n{b}\
+         overlay:\n  instance_name: lab.p2psip\n  node_user: {user}\n  listen: \"127.0.0.1:0\"\n  discovery: {{enabled: false}}\n{b}\
          admin:\n  listen: \"127.0.0.1:0\"\n  debug: true\n"
     )
 }
