@@ -124,7 +124,36 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
             source: e,
         })?;
     }
-    let registrar = start_registrar(&loaded, identity.node_id.0)?.with_publisher(publisher);
+    let mut registrar = start_registrar(&loaded, identity.node_id.0)?.with_publisher(publisher);
+    // Shared SIP users (docs/SECURITY.md): with the overlay credential key, this node
+    // publishes its users file and finds other nodes' users in the overlay.
+    let creds = crate::pki::join::credential_key(&data_dir).and_then(|k| {
+        gateway::credentials::Directory::new(
+            overlay.clone(),
+            &k,
+            &c.sip.domain,
+            std::time::Duration::from_secs(c.registrar.shared_users_ttl),
+        )
+    });
+    match &creds {
+        Some(d) => {
+            registrar = registrar.with_credentials(d.clone());
+            match users::file_users(&loaded) {
+                Ok(u) => d.sync(&u),
+                Err(e) => tracing::warn!("users file not shared: {e}"),
+            }
+            let l = loaded.clone();
+            d.clone()
+                .refresh_forever(move || users::file_users(&l).unwrap_or_default());
+            tracing::info!(
+                "shared SIP users on: users added with `p2psip user` here can register at every node, and theirs here"
+            );
+        }
+        None => tracing::info!(
+            "no overlay credential key in {}: SIP users stay local to this node",
+            data_dir.display()
+        ),
+    }
     tokio::spawn(gateway::run_expiry(registrar.clone(), shutdown_rx.clone()));
     let proxy = gateway::proxy_config(sip.udp_addrs(), sip.tcp_addrs(), identity.node_id.0);
     let calls = gateway::calllog::CallLog::new(
@@ -143,6 +172,9 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
                         Ok(u) => {
                             tracing::info!("SIGHUP: reloaded users, {} may register", u.len());
                             registrar.set_users(u);
+                            if let (Some(d), Ok(f)) = (registrar.credentials(), users::file_users(&loaded)) {
+                                d.sync(&f);
+                            }
                         }
                         Err(e) => tracing::warn!("SIGHUP: users not reloaded, keeping the old list: {e}"),
                     }
@@ -191,7 +223,7 @@ fn start_registrar(loaded: &Loaded, node_id: u128) -> Result<gateway::Shared, No
     let user_list = users::load_users(loaded).map_err(NodeError::Users)?;
     // Public GRUUs name this node's Node-ID (RFC 7904 6).
     let gr = gateway::gr_for_node(node_id);
-    let mut registrar = Registrar::new(cfg, rand::random(), gr);
+    let registrar = Registrar::new(cfg, rand::random(), gr);
     let demo = users::demo_users(&user_list);
     tracing::info!(
         "registrar for domain {}: {} user{} may register",
@@ -210,8 +242,9 @@ fn start_registrar(loaded: &Loaded, node_id: u128) -> Result<gateway::Shared, No
             demo.first().map(String::as_str).unwrap_or_default()
         );
     }
-    registrar.set_users(user_list);
-    Ok(gateway::Shared::new(registrar))
+    let shared = gateway::Shared::new(registrar);
+    shared.set_users(user_list);
+    Ok(shared)
 }
 
 /// SIGTERM, SIGINT and SIGHUP, installed once.

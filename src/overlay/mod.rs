@@ -122,6 +122,17 @@ impl std::fmt::Debug for Command {
 }
 
 impl OverlayHandle {
+    /// A handle whose driver is gone (every call fails): for unit tests.
+    #[cfg(test)]
+    pub fn for_tests() -> OverlayHandle {
+        let (tx, _rx) = mpsc::channel(1);
+        OverlayHandle {
+            tx,
+            node_id: NodeId(1),
+            user: "test".into(),
+        }
+    }
+
     async fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,

@@ -92,6 +92,16 @@ const KINDS: &[KindSpec] = &[
         max_size: 4000,
         max_node_multiple: None,
     },
+    // p2psip-private (RFC 6940 7.4.5 / 14.6): shared SIP users' encrypted digest credentials
+    // (reload::storage::KIND_P2PSIP_CREDENTIALS = 0xF0005301), written by registrars only.
+    KindSpec {
+        name: "4026553089",
+        data_model: "SINGLE",
+        access: "P2PSIP-REGISTRAR",
+        max_count: 1,
+        max_size: 1000,
+        max_node_multiple: None,
+    },
     KindSpec {
         name: "TURN-SERVICE",
         data_model: "SINGLE",
@@ -162,8 +172,13 @@ pub fn build(p: &ConfigParams, signer: &NodeKey, signer_cert: &[u8]) -> Result<S
     }
     c.push_str("  <required-kinds>\n");
     for k in KINDS {
+        let attr = if k.name.bytes().all(|b| b.is_ascii_digit()) {
+            "id"
+        } else {
+            "name"
+        };
         let mut kind = format!(
-            "<kind name=\"{}\"><data-model>{}</data-model><access-control>{}</access-control>\
+            "<kind {attr}=\"{}\"><data-model>{}</data-model><access-control>{}</access-control>\
              <max-count>{}</max-count><max-size>{}</max-size>",
             k.name, k.data_model, k.access, k.max_count, k.max_size
         );
@@ -519,10 +534,12 @@ mod tests {
                 "SIP-REGISTRATION",
                 "CERTIFICATE_BY_NODE",
                 "CERTIFICATE_BY_USER",
+                "4026553089",
                 "TURN-SERVICE"
             ]
         );
         assert!(xml.contains("<max-node-multiple>20</max-node-multiple>"));
+        assert!(xml.contains("<kind id=\"4026553089\"><data-model>SINGLE"));
         assert!(xml.contains("<access-control>USER-NODE-MATCH</access-control>"));
         // Without a pin: self-consistent document.
         verify(&xml, None, None, NOW).unwrap();
