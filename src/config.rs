@@ -65,6 +65,9 @@ pub struct RegistrarSection {
     pub max_contacts: usize,
     /// Digest algorithms offered, preferred first: `SHA-256`, `MD5`.
     pub digest_algorithms: Vec<String>,
+    /// How long a node trusts what it fetched about a shared user (seconds) before asking
+    /// the overlay again.
+    pub shared_users_ttl: u64,
 }
 
 impl Default for RegistrarSection {
@@ -75,6 +78,7 @@ impl Default for RegistrarSection {
             max_expires: 7200,
             max_contacts: 10,
             digest_algorithms: vec!["MD5".into()],
+            shared_users_ttl: 60,
         }
     }
 }

@@ -761,6 +761,7 @@ pub async fn enroll(opts: &EnrollOptions, now: i64) -> Result<Identity, PkiError
     let xml = String::from_utf8(resp.body)
         .map_err(|_| PkiError::Config("configuration document is not UTF-8".into()))?;
     let conf = config_doc::verify(&xml, pinned.as_deref(), opts.overlay.as_deref(), now)?;
+    config_doc::require_extensions(&conf)?;
     if pinned.is_none() {
         let fp = hex::encode(super::sign::sha256(&conf.signer));
         if let Some(want) = &opts.ca_fingerprint

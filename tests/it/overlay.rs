@@ -139,32 +139,49 @@ fn ids(v: &Value, key: &str) -> Vec<String> {
 /// Waits until every node is joined and each one's first successor is the next Node-ID on
 /// the ring of `nodes`.
 pub fn wait_ring(nodes: &[&OverlayNode], timeout: Duration) {
-    wait_for("a consistent ring", timeout, || {
-        let st: Vec<Value> = nodes
-            .iter()
-            .map(|n| status(n.admin))
-            .collect::<Option<_>>()?;
-        let mut all: Vec<String> = st
-            .iter()
-            .map(|s| s["node_id"].as_str().unwrap_or_default().to_string())
-            .collect();
-        all.sort();
-        for s in &st {
-            if s["joined"] != Value::Bool(true) {
-                return None;
+    let deadline = Instant::now() + timeout;
+    let last = std::cell::RefCell::new(Vec::new());
+    wait_for(
+        "a consistent ring",
+        timeout + Duration::from_secs(1),
+        || {
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for a consistent ring; last status:\n{}",
+                    last.borrow()
+                        .iter()
+                        .map(|v: &Value| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
             }
-            let me = s["node_id"].as_str()?;
-            let i = all.iter().position(|x| x == me)?;
-            let next = &all[(i + 1) % all.len()];
-            let prev = &all[(i + all.len() - 1) % all.len()];
-            if ids(s, "successors").first() != Some(next)
-                || ids(s, "predecessors").first() != Some(prev)
-            {
-                return None;
+            let st: Vec<Value> = nodes
+                .iter()
+                .map(|n| status(n.admin))
+                .collect::<Option<_>>()?;
+            *last.borrow_mut() = st.clone();
+            let mut all: Vec<String> = st
+                .iter()
+                .map(|s| s["node_id"].as_str().unwrap_or_default().to_string())
+                .collect();
+            all.sort();
+            for s in &st {
+                if s["joined"] != Value::Bool(true) {
+                    return None;
+                }
+                let me = s["node_id"].as_str()?;
+                let i = all.iter().position(|x| x == me)?;
+                let next = &all[(i + 1) % all.len()];
+                let prev = &all[(i + all.len() - 1) % all.len()];
+                if ids(s, "successors").first() != Some(next)
+                    || ids(s, "predecessors").first() != Some(prev)
+                {
+                    return None;
+                }
             }
-        }
-        Some(())
-    })
+            Some(())
+        },
+    )
 }
 
 pub fn store(n: &OverlayNode, value: &str) {

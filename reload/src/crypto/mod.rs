@@ -66,12 +66,6 @@ pub trait CryptoProvider: std::fmt::Debug + Send + Sync {
     fn hash(&self, alg: u8, data: &[u8]) -> Option<Vec<u8>>;
     /// Our user name (for data we sign).
     fn user(&self) -> Option<String>;
-    /// The identity to sign data stored at Resource-ID `resource` with, when it is not our
-    /// node identity (a gateway storing on behalf of a user, RFC 7904 3.3): (identity hash
-    /// algorithm, certificate hash, certificates). The signing key stays ours.
-    fn signer_for(&self, _resource: &[u8]) -> Option<(u8, Vec<u8>, Vec<Vec<u8>>)> {
-        None
-    }
     /// Tells the provider the node's current time in ms (certificate validity checks). The
     /// default ignores it.
     fn set_time(&self, now_ms: u64) {

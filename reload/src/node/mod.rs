@@ -289,11 +289,8 @@ pub fn sign_stored_value(
     kind: KindId,
     v: &mut StoredValue,
 ) {
-    // ovgw: a per-user certificate for this resource, when the provider has one.
-    let (ih, ch, certs) = crypto.signer_for(&resource.0).unwrap_or_else(|| {
-        let (ih, ch) = crypto.identity();
-        (ih, ch, crypto.certificates())
-    });
+    let (ih, ch) = crypto.identity();
+    let certs = crypto.certificates();
     v.signature.identity_hash_alg = ih;
     v.signature.cert_hash = ch;
     let input = glue::stored_data_signature_input(resource, kind, v);
@@ -997,19 +994,11 @@ impl Node {
         let (code, body_bytes) = glue::encode_body(body);
         let contents = glue::encode_contents(code, &body_bytes);
         let certs = value_certs(body);
-        // ovgw: a non-replica Store of a user's data is signed as that user (RFC 6940 7.3:
-        // the StoreReq signer must conform to the access policy too).
-        let as_user = match body {
-            Body::StoreReq {
-                resource,
-                replica_number: 0,
-                ..
-            } => self.crypto.signer_for(&resource.0),
-            _ if self.may_omit_certificates(body) => {
-                let (ih, ch) = self.crypto.identity();
-                Some((ih, ch, Vec::new()))
-            }
-            _ => None,
+        let as_user = if self.may_omit_certificates(body) {
+            let (ih, ch) = self.crypto.identity();
+            Some((ih, ch, Vec::new()))
+        } else {
+            None
         };
         self.sign_contents_as(txid, contents, &certs, as_user)
     }
