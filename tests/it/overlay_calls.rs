@@ -267,3 +267,133 @@ fn phone_reregisters_at_another_node_after_its_node_dies() {
     });
     assert_eq!(v.len(), 2);
 }
+
+// calls: INVITE across the overlay (Fetch -> AppAttach -> SIP over inter-node TLS)
+
+/// SIPp with `args` against `node`, in `dir`.
+fn sipp_run(dir: &Path, node: SocketAddr, file: &str, args: &[&str]) -> std::process::Child {
+    Command::new("sipp")
+        .arg(node.to_string())
+        .arg("-sf")
+        .arg(crate::harness::scenario(file))
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-nostdin",
+            "-trace_err",
+            "-timeout",
+            "90s",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sipp")
+}
+
+fn sipp_errors(dir: &Path) -> String {
+    let mut s = String::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_name().to_string_lossy().contains("_errors.log") {
+            s.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+    s
+}
+
+fn call_records(n: &OverlayNode) -> Vec<Value> {
+    std::fs::read_to_string(n.proc.path().join("data/calls.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// SIPp uac registered (digest) at node A calls SIPp uas registered at node C: 100 calls
+/// (INVITE/180/200/ACK/BYE), none may fail.
+#[test]
+fn sipp_100_calls_across_a_3_node_overlay() {
+    if !have_sipp() {
+        return;
+    }
+    let mut nodes = start(3);
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap();
+    let phone = crate::harness::free_udp_port();
+    register(dir.path(), nodes[2].1, "1001", 3600, phone);
+    nodes[2]
+        .0
+        .proc
+        .wait_line("stored registration of 1001@p2psip.local", T);
+    let (a, c) = (&nodes[0], &nodes[2]);
+    wait_for("A fetching 1001", T, || {
+        fetch(&a.0, "1001@p2psip.local").filter(|v| !v.is_empty())
+    });
+    let mut uas = sipp_run(
+        dir.path(),
+        c.1,
+        "uas.xml",
+        &[
+            "-p",
+            &phone.to_string(),
+            "-set",
+            "user",
+            "1001",
+            "-m",
+            "100",
+        ],
+    );
+    let csv = dir.path().join("cred-1000.csv");
+    std::fs::write(
+        &csv,
+        "SEQUENTIAL\n1000;[authentication username=1000 password=pw-1000]\n",
+    )
+    .unwrap();
+    let port = crate::harness::free_udp_port().to_string();
+    let mut uac = sipp_run(
+        dir.path(),
+        a.1,
+        "uac.xml",
+        &[
+            "-inf",
+            csv.to_str().unwrap(),
+            "-set",
+            "callee",
+            "1001",
+            "-set",
+            "domain",
+            "p2psip.local",
+            "-p",
+            &port,
+            "-m",
+            "100",
+            "-r",
+            "20",
+            "-l",
+            "20",
+            "-d",
+            "100",
+        ],
+    );
+    let uac_code = crate::harness::wait_child(&mut uac, Duration::from_secs(90));
+    let uas_code = crate::harness::wait_child(&mut uas, Duration::from_secs(20));
+    assert_eq!(
+        (uac_code, uas_code),
+        (Some(0), Some(0)),
+        "{}",
+        sipp_errors(dir.path())
+    );
+    let recs = wait_for("100 call records at A", T, || {
+        let r = call_records(&a.0);
+        (r.len() >= 100).then_some(r)
+    });
+    assert!(recs.iter().all(|r| r["result"] == "answered"), "{recs:?}");
+    // One pooled inter-node link carried them all.
+    nodes[0]
+        .0
+        .proc
+        .wait_line("inter-node SIP link to Node-ID", T);
+}
