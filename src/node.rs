@@ -121,6 +121,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
                 listen,
                 debug: c.admin.debug,
                 registrations: Some(std::sync::Arc::new(move || p.status())),
+                forward: Some(forward_hook(publisher.clone(), c.sip.domain.clone())),
             },
             overlay.clone(),
         )
@@ -183,6 +184,38 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
     }
     tracing::info!("stopped");
     outcome
+}
+
+/// calls: `POST /forward` on the admin port: `user` (and `target`) are user names of our
+/// domain or full AORs.
+fn forward_hook(
+    publisher: gateway::publish::Publisher,
+    domain: String,
+) -> crate::admin::ForwardHook {
+    std::sync::Arc::new(move |user: &str, target: Option<&str>| {
+        let aor = |u: &str| {
+            let u = u.strip_prefix("sip:").unwrap_or(u);
+            if u.contains('@') {
+                format!("sip:{u}")
+            } else {
+                format!("sip:{u}@{domain}")
+            }
+        };
+        let valid = |u: &str| !u.is_empty() && u.chars().all(|c| c.is_ascii_graphic());
+        if !valid(user) || target.is_some_and(|t| !valid(t)) {
+            return Err("user and target must be user names or AORs".into());
+        }
+        let from = aor(user);
+        let to = target.map(aor);
+        if to.as_deref() == Some(from.as_str()) {
+            return Err("a user cannot be forwarded to itself".into());
+        }
+        publisher.set_forward(&from, to.as_deref(), std::time::Instant::now());
+        Ok(match to {
+            Some(t) => format!("{from} is forwarded to {t}\n"),
+            None => format!("forwarding of {from} removed\n"),
+        })
+    })
 }
 
 /// calls: binds the inter-node SIP/TLS listener (registered with the overlay for AppAttach,

@@ -39,7 +39,12 @@ pub struct AdminConfig {
     pub debug: bool,
     /// Registrations hook for `/status`.
     pub registrations: Option<StatusHook>,
+    /// calls: call forwarding hook for `POST /forward?user=U&target=T` (no target: remove).
+    pub forward: Option<ForwardHook>,
 }
+
+/// Sets (`Some(target)`) or removes (`None`) the call forwarding of a user; the answer text.
+pub type ForwardHook = Arc<dyn Fn(&str, Option<&str>) -> Result<String, String> + Send + Sync>;
 
 /// Binds the admin listener and serves it in a task.
 pub async fn start(
@@ -88,6 +93,26 @@ async fn serve(
                 e.to_string().into(),
             ),
         },
+        ("POST", "/forward") => {
+            let arg = |k: &str| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+                    .filter(|v| !v.is_empty())
+            };
+            match (&cfg.forward, arg("user")) {
+                (Some(h), Some(user)) => match h(user, arg("target")) {
+                    Ok(t) => ("200 OK", "text/plain", t.into_bytes()),
+                    Err(e) => ("400 Bad Request", "text/plain", e.into_bytes()),
+                },
+                (None, _) => ("404 Not Found", "text/plain", b"no SIP gateway".to_vec()),
+                (_, None) => (
+                    "400 Bad Request",
+                    "text/plain",
+                    b"user= is missing".to_vec(),
+                ),
+            }
+        }
         ("GET", "/metrics") => match overlay.metrics().await {
             Ok(t) => ("200 OK", "text/plain; version=0.0.4", t.into_bytes()),
             Err(e) => (

@@ -397,3 +397,195 @@ fn sipp_100_calls_across_a_3_node_overlay() {
         .proc
         .wait_line("inter-node SIP link to Node-ID", T);
 }
+
+/// Writes the SIPp credentials of `user` into `dir`.
+fn cred(dir: &Path, user: &str) -> std::path::PathBuf {
+    let csv = dir.join(format!("cred-{user}.csv"));
+    std::fs::write(
+        &csv,
+        format!("SEQUENTIAL\n{user};[authentication username={user} password=pw-{user}]\n"),
+    )
+    .unwrap();
+    csv
+}
+
+/// One call from 1000 at `node` to `callee`@`domain` answered by a uas on `phone` as `user`.
+fn one_call(
+    dir: &Path,
+    node: SocketAddr,
+    callee_node: SocketAddr,
+    callee: &str,
+    domain: &str,
+    phone: u16,
+    user: &str,
+) {
+    let mut uas = sipp_run(
+        dir,
+        callee_node,
+        "uas.xml",
+        &["-p", &phone.to_string(), "-set", "user", user, "-m", "1"],
+    );
+    let csv = cred(dir, "1000");
+    let port = crate::harness::free_udp_port().to_string();
+    let mut uac = sipp_run(
+        dir,
+        node,
+        "uac.xml",
+        &[
+            "-inf",
+            csv.to_str().unwrap(),
+            "-set",
+            "callee",
+            callee,
+            "-set",
+            "domain",
+            domain,
+            "-p",
+            &port,
+            "-m",
+            "1",
+        ],
+    );
+    let uac_code = crate::harness::wait_child(&mut uac, Duration::from_secs(40));
+    let uas_code = crate::harness::wait_child(&mut uas, Duration::from_secs(10));
+    assert_eq!(
+        (uac_code, uas_code),
+        (Some(0), Some(0)),
+        "{}",
+        sipp_errors(dir)
+    );
+}
+
+/// Call forwarding chain 1001 -> 1002 -> 1003 (set at different nodes through the admin
+/// port, stored as `uri` entries): a call to 1001 from node A reaches 1003's phone at node C.
+#[test]
+fn forwarding_chain_delivers_to_the_last_aor() {
+    if !have_sipp() {
+        return;
+    }
+    let mut nodes = start(3);
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap();
+    let phone = crate::harness::free_udp_port();
+    register(dir.path(), nodes[2].1, "1003", 3600, phone);
+    let (c, _) = http(
+        nodes[1].0.admin,
+        "POST",
+        "/forward?user=1001&target=1002",
+        b"",
+    )
+    .unwrap();
+    assert_eq!(c, 200);
+    let (c, _) = http(
+        nodes[0].0.admin,
+        "POST",
+        "/forward?user=1002&target=1003",
+        b"",
+    )
+    .unwrap();
+    assert_eq!(c, 200);
+    nodes[1]
+        .0
+        .proc
+        .wait_line("stored forwarding of 1001@p2psip.local", T);
+    nodes[0]
+        .0
+        .proc
+        .wait_line("stored forwarding of 1002@p2psip.local", T);
+    nodes[2]
+        .0
+        .proc
+        .wait_line("stored registration of 1003@p2psip.local", T);
+    let a = nodes[0].1;
+    let c_udp = nodes[2].1;
+    one_call(dir.path(), a, c_udp, "1001", "p2psip.local", phone, "1003");
+    nodes[0]
+        .0
+        .proc
+        .wait_line("1002@p2psip.local is forwarded to 1003@p2psip.local", T);
+    // A loop (1003 -> 1001 closes the circle) is detected, not followed for ever.
+    let (c, _) = http(
+        nodes[2].0.admin,
+        "POST",
+        "/forward?user=1003&target=1001",
+        b"",
+    )
+    .unwrap();
+    assert_eq!(c, 200);
+    nodes[2]
+        .0
+        .proc
+        .wait_line("stored forwarding of 1003@p2psip.local", T);
+    let csv = cred(dir.path(), "1000");
+    let port = crate::harness::free_udp_port().to_string();
+    let mut uac = sipp_run(
+        dir.path(),
+        a,
+        "uac_fail.xml",
+        &[
+            "-inf",
+            csv.to_str().unwrap(),
+            "-set",
+            "callee",
+            "1001",
+            "-set",
+            "domain",
+            "p2psip.local",
+            "-p",
+            &port,
+            "-m",
+            "1",
+        ],
+    );
+    assert_eq!(
+        crate::harness::wait_child(&mut uac, Duration::from_secs(40)),
+        Some(0),
+        "{}",
+        sipp_errors(dir.path())
+    );
+    nodes[0].0.proc.wait_line("forwarding loop", T);
+}
+
+/// A GRUU naming node C (gr = C's destination list, RFC 7904 6) reaches the device at C,
+/// not the same user's device at node B; no Fetch is needed.
+#[test]
+fn gruu_call_reaches_the_one_device() {
+    if !have_sipp() {
+        return;
+    }
+    let nodes = start(3);
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap();
+    // Device 1 at B: registered, but nothing answers on its port.
+    let dead_phone = crate::harness::free_udp_port();
+    register(dir.path(), nodes[1].1, "1001", 3600, dead_phone);
+    let phone = crate::harness::free_udp_port();
+    register(dir.path(), nodes[2].1, "1001", 3600, phone);
+    let st = status(nodes[2].0.admin).unwrap();
+    let c_id = u128::from_str_radix(st["node_id"].as_str().unwrap(), 16).unwrap();
+    let gr = reload::wire::sip::gruu_gr_param(&[reload::wire::Destination::Node(
+        reload::wire::NodeId(c_id),
+    )])
+    .unwrap();
+    let domain = format!("p2psip.local;gr={gr}");
+    one_call(
+        dir.path(),
+        nodes[0].1,
+        nodes[2].1,
+        "1001",
+        &domain,
+        phone,
+        "1001",
+    );
+    // A wrote the answered call; B (the other device's node) never saw the INVITE (it
+    // would have written a cancelled call when C's 200 arrived, before the BYE).
+    wait_for("A's call record", T, || {
+        call_records(&nodes[0].0)
+            .iter()
+            .any(|r| r["result"] == "answered")
+            .then_some(())
+    });
+    assert!(call_records(&nodes[1].0).is_empty());
+}
