@@ -30,6 +30,8 @@ pub const MAX_FORWARD_DEPTH: usize = 5;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(8);
 /// Bound on reaching one node (AppAttach and TLS).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(6);
+/// How long the other nodes of a fork may take once one node was reached.
+const GRACE: Duration = Duration::from_millis(500);
 /// Retry-After (seconds) when the overlay did not answer.
 const RETRY_AFTER: u32 = 30;
 
@@ -214,7 +216,31 @@ impl Router {
             let me = self.clone();
             tasks.spawn(async move { (node, aor.clone(), me.connect(node).await) });
         }
-        while let Some(r) = tasks.join_next().await {
+        // Once one node is reached, the others get a short grace: a dead node's entry (its
+        // AppAttach times out) must not hold up the call to a live one.
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let next = match deadline {
+                None => tasks.join_next().await,
+                Some(d) => match tokio::time::timeout_at(d, tasks.join_next()).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        tracing::info!(
+                            "{} node(s) did not answer within {} ms of the first; calling the ones reached",
+                            tasks.len(),
+                            GRACE.as_millis()
+                        );
+                        tasks.abort_all();
+                        break;
+                    }
+                },
+            };
+            let Some(r) = next else { break };
+            if let Ok((_, _, Some(_))) = &r
+                && deadline.is_none()
+            {
+                deadline = Some(tokio::time::Instant::now() + GRACE);
+            }
             if let Ok((node, aor, d)) = r {
                 match (d, Uri::parse(&format!("sip:{aor}"))) {
                     (Some(d), Some(u)) => found.remote.push(target(u, d)),

@@ -266,6 +266,23 @@ fn phone_reregisters_at_another_node_after_its_node_dies() {
         fetch(&nodes[1].0, "1002@p2psip.local").filter(|v| v.len() == 2)
     });
     assert_eq!(v.len(), 2);
+    // calls: the phone is callable again: C's INVITE goes to the dead node (its AppAttach
+    // times out) and to B, which delivers it without waiting for the dead one.
+    let started = Instant::now();
+    one_call(
+        sipp_dir.path(),
+        nodes[1].1,
+        nodes[0].1,
+        "1002",
+        "p2psip.local",
+        port,
+        "1002",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 // calls: INVITE across the overlay (Fetch -> AppAttach -> SIP over inter-node TLS)
@@ -588,4 +605,81 @@ fn gruu_call_reaches_the_one_device() {
             .then_some(())
     });
     assert!(call_records(&nodes[1].0).is_empty());
+}
+
+/// A node that is the edge of neither phone dies (kill -9) during an established call: the
+/// call's BYE still works (in-dialog requests go edge to edge over the inter-node link, media
+/// phone to phone), and new calls succeed once the ring has repaired.
+#[test]
+fn call_survives_the_death_of_a_node_that_is_no_phone_edge() {
+    if !have_sipp() {
+        return;
+    }
+    let mut nodes = start(3);
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap();
+    let phone = crate::harness::free_udp_port();
+    register(dir.path(), nodes[2].1, "1001", 3600, phone);
+    nodes[2]
+        .0
+        .proc
+        .wait_line("stored registration of 1001@p2psip.local", T);
+    let (a, c) = (nodes[0].1, nodes[2].1);
+    let uas_dir = tempfile::tempdir().unwrap();
+    let mut uas = sipp_run(
+        uas_dir.path(),
+        c,
+        "uas.xml",
+        &[
+            "-p",
+            &phone.to_string(),
+            "-set",
+            "user",
+            "1001",
+            "-m",
+            "1",
+            "-trace_msg",
+        ],
+    );
+    let csv = cred(dir.path(), "1000");
+    let port = crate::harness::free_udp_port().to_string();
+    let mut uac = sipp_run(
+        dir.path(),
+        a,
+        "uac.xml",
+        &[
+            "-inf",
+            csv.to_str().unwrap(),
+            "-set",
+            "callee",
+            "1001",
+            "-set",
+            "domain",
+            "p2psip.local",
+            "-p",
+            &port,
+            "-m",
+            "1",
+            "-d",
+            "6000",
+        ],
+    );
+    // The call is established: A forwarded the 200 (the ACK follows it edge to edge).
+    nodes[0].0.proc.wait_line("answered", T);
+    let mut b = nodes.remove(1);
+    let _ = b.0.proc.child.kill();
+    let _ = b.0.proc.child.wait();
+    let uac_code = crate::harness::wait_child(&mut uac, Duration::from_secs(40));
+    let uas_code = crate::harness::wait_child(&mut uas, Duration::from_secs(10));
+    assert_eq!(
+        (uac_code, uas_code),
+        (Some(0), Some(0)),
+        "BYE after the kill: {}{}",
+        sipp_errors(dir.path()),
+        sipp_errors(uas_dir.path())
+    );
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    one_call(dir.path(), a, c, "1001", "p2psip.local", phone, "1001");
 }

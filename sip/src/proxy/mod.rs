@@ -925,6 +925,12 @@ impl Proxy {
                 {
                     self.records.push_back(r);
                 }
+                tracing::info!(
+                    call_id = %rec.call_id,
+                    "call from {} to {} answered",
+                    rec.caller,
+                    rec.callee
+                );
                 self.dialogs.insert(rec.call_id.clone(), rec);
             }
             if let Err(e) = ep.respond(now, &server, up) {
