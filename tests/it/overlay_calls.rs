@@ -683,3 +683,221 @@ fn call_survives_the_death_of_a_node_that_is_no_phone_edge() {
     wait_ring(&refs, Duration::from_secs(30));
     one_call(dir.path(), a, c, "1001", "p2psip.local", phone, "1001");
 }
+
+/// A 3 s, 8 kHz mono, 16-bit PCM WAV of a 440 Hz tone.
+fn tone_wav(path: &Path) {
+    let rate = 8000u32;
+    let samples: Vec<i16> = (0..rate * 3)
+        .map(|i| {
+            let t = f64::from(i) / f64::from(rate);
+            ((t * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16
+        })
+        .collect();
+    let data_len = (samples.len() * 2) as u32;
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data_len).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&rate.to_le_bytes());
+    w.extend_from_slice(&(rate * 2).to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        w.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, w).unwrap();
+}
+
+/// dumpcap on `lo` with `filter`; killed on drop.
+struct Dumpcap(std::process::Child);
+
+impl Drop for Dumpcap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts dumpcap and waits until it captures; `None` (with the reason printed) when it
+/// cannot.
+fn dumpcap(filter: &str, pcap: &Path) -> Option<Dumpcap> {
+    if Command::new("tshark").arg("-v").output().is_err()
+        || Command::new("dumpcap").arg("-v").output().is_err()
+    {
+        eprintln!("SKIPPED: tshark/dumpcap is not installed");
+        return None;
+    }
+    let mut cap = Dumpcap(
+        Command::new("dumpcap")
+            .args(["-i", "lo", "-f", filter, "-w"])
+            .arg(pcap)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = cap.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let deadline = Instant::now() + T;
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) if l.contains("Capturing on") => return Some(cap),
+            Ok(l) if l.contains("ermission") || l.contains("don't have") => {
+                eprintln!("SKIPPED: capture not permitted: {l}");
+                return None;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!("SKIPPED: dumpcap did not start capturing");
+                return None;
+            }
+        }
+    }
+}
+
+/// Two baresip phones registered at two different nodes (1003 at A, 1004 at C) call each
+/// other with a WAV file as audio source. A capture on loopback shows RTP flowing directly
+/// between the two phones' media ports, and no media to or from any node.
+#[test]
+fn baresip_phones_on_two_nodes_send_media_phone_to_phone() {
+    if !have_sipp()
+        || Command::new("baresip")
+            .arg("-h")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_err()
+    {
+        eprintln!("SKIPPED: baresip is not installed");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let wav = work.path().join("tone.wav");
+    tone_wav(&wav);
+    // Media port ranges of the two phones, known before the capture starts.
+    let base = |_: ()| loop {
+        let p = crate::harness::free_udp_port();
+        if p.is_multiple_of(2) && p < 60_000 {
+            break p;
+        }
+    };
+    let (r1, r2) = (base(()), base(()));
+    if r1.abs_diff(r2) < 20 {
+        eprintln!("SKIPPED: could not pick two media port ranges apart");
+        return;
+    }
+    let pcap = work.path().join("media.pcapng");
+    let filter = format!(
+        "udp portrange {r1}-{} or udp portrange {r2}-{}",
+        r1 + 9,
+        r2 + 9
+    );
+    let Some(cap) = dumpcap(&filter, &pcap) else {
+        return;
+    };
+    let mut nodes = start(3);
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let phone = |user: &str, node: SocketAddr, rtp: u16| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config"),
+            format!(
+                "module_path /usr/lib/baresip/modules\nsip_listen 127.0.0.1:0\n\
+                 module g711.so\nmodule aufile.so\nmodule menu.so\nmodule_app account.so\n\
+                 audio_source aufile,{}\naudio_player nil,nil\naudio_alert nil,nil\n\
+                 rtp_ports {rtp}-{}\n",
+                wav.display(),
+                rtp + 9
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("accounts"),
+            format!(
+                "<sip:{user}@p2psip.local>;auth_pass=pw-{user};\
+                 outbound=\"sip:{node}\";regint=600;answermode=auto\n"
+            ),
+        )
+        .unwrap();
+        dir
+    };
+    let callee_dir = phone("1004", nodes[2].1, r2);
+    let mut callee = Command::new("baresip")
+        .arg("-f")
+        .arg(callee_dir.path())
+        .args(["-n", "127.0.0.1", "-t", "25"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn baresip");
+    nodes[2]
+        .0
+        .proc
+        .wait_line("stored registration of 1004@p2psip.local", T);
+    let caller_dir = phone("1003", nodes[0].1, r1);
+    let mut caller = Command::new("baresip")
+        .arg("-f")
+        .arg(caller_dir.path())
+        .args(["-n", "127.0.0.1", "-t", "8"])
+        .args(["-e", "/dial sip:1004@p2psip.local"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn baresip");
+    let done = crate::harness::wait_child(&mut caller, T);
+    let recs = wait_for("A's call record", T, || {
+        let r = call_records(&nodes[0].0);
+        (!r.is_empty()).then_some(r)
+    });
+    let _ = callee.kill();
+    let _ = callee.wait();
+    assert!(done.is_some(), "caller baresip did not quit");
+    assert_eq!(recs[0]["result"], "answered", "{recs:?}");
+    drop(cap);
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args(["-o", "rtp.heuristic_rtp:TRUE", "-Y", "rtp"])
+        .args(["-T", "fields", "-e", "udp.srcport", "-e", "udp.dstport"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pairs: Vec<(u16, u16)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t').map(|x| x.trim().parse::<u16>());
+            Some((f.next()?.ok()?, f.next()?.ok()?))
+        })
+        .collect();
+    let phone1 = r1..r1 + 10;
+    let phone2 = r2..r2 + 10;
+    let fwd = pairs
+        .iter()
+        .filter(|(s, d)| phone1.contains(s) && phone2.contains(d))
+        .count();
+    let back = pairs
+        .iter()
+        .filter(|(s, d)| phone2.contains(s) && phone1.contains(d))
+        .count();
+    assert!(
+        fwd > 20 && back > 20,
+        "RTP 1003->1004 {fwd}, 1004->1003 {back}: {text}"
+    );
+    eprintln!("RTP phone to phone: {fwd} packets 1003->1004, {back} packets 1004->1003");
+    // Every RTP packet is phone to phone: none to or from a node.
+    assert_eq!(fwd + back, pairs.len(), "{pairs:?}");
+}
