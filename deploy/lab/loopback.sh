@@ -63,7 +63,8 @@ admin:
   listen: "127.0.0.1:$adm"
   debug: true
 CFG
-    (cd "$d" && nohup "$P2PSIP" >"$d/log" 2>&1 & echo $! >"$d/pid")
+    # $! must be the node itself (not a subshell around it), so that `down` signals the node.
+    (cd "$d" && { nohup "$P2PSIP" >"$d/log" 2>&1 & echo $! >"$d/pid"; })
     wait_admin "127.0.0.1:$adm"
     [[ $i -eq 1 ]] && boot="\"127.0.0.1:$ov\""
     echo "node$i  sip 127.0.0.1:$sip  admin 127.0.0.1:$adm  overlay 127.0.0.1:$ov  Node-ID $(node_id 127.0.0.1:$adm)"
