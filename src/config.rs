@@ -168,6 +168,9 @@ pub struct OverlaySection {
     pub max_message_size: usize,
     /// LAN discovery over UDP multicast.
     pub discovery: DiscoverySection,
+    /// Link protocol for the links this node opens: "tls" (TLS-TCP-FH-NO-ICE) or "dtls"
+    /// (DTLS-UDP-SR). Nodes accept both on `listen` (TCP and UDP).
+    pub link: String,
 }
 
 /// `overlay.discovery:` section.
@@ -208,6 +211,7 @@ impl Default for OverlaySection {
             first_node: None,
             max_message_size: 65_536,
             discovery: DiscoverySection::default(),
+            link: "tls".into(),
         }
     }
 }
@@ -341,6 +345,8 @@ pub struct Loaded {
     pub admin_listen: Option<SocketAddr>,
     /// Parsed discovery settings (`None` = off).
     pub discovery: Option<(std::net::SocketAddrV4, std::net::Ipv4Addr)>,
+    /// Parsed `overlay.link`.
+    pub link: crate::overlay::LinkProtocol,
 }
 
 impl Loaded {
@@ -535,6 +541,17 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
             ),
         });
     }
+    let link = match config.overlay.link.as_str() {
+        "tls" => crate::overlay::LinkProtocol::Tls,
+        "dtls" => crate::overlay::LinkProtocol::Dtls,
+        other => {
+            problems.push(Problem {
+                key: "overlay.link".into(),
+                message: format!("expected \"tls\" or \"dtls\"; found {other:?}"),
+            });
+            crate::overlay::LinkProtocol::Tls
+        }
+    };
     let d = &config.overlay.discovery;
     let discovery = if d.enabled {
         let group = d
@@ -578,6 +595,7 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
         bootstrap,
         admin_listen,
         discovery,
+        link,
     })
 }
 

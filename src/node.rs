@@ -102,6 +102,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
             max_message_size: c.overlay.max_message_size,
             peer_cache: Some(data_dir.join("peers.txt")),
             user: identity.user.clone(),
+            link: loaded.link,
         },
         identity.clone(),
     )

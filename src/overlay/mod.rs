@@ -12,6 +12,7 @@
 
 pub mod crypto;
 pub mod discovery;
+pub mod dtls;
 pub mod link;
 
 use crate::pki::local::Identity;
@@ -51,6 +52,18 @@ pub struct OverlayConfig {
     pub peer_cache: Option<PathBuf>,
     /// Our user name (in our certificate).
     pub user: String,
+    /// Link protocol of the links this node opens (it accepts both).
+    pub link: LinkProtocol,
+}
+
+/// The overlay link protocol a node uses for the links it opens (RFC 6940 6.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinkProtocol {
+    /// TLS over TCP with the framing header, no ICE (TLS-TCP-FH-NO-ICE).
+    #[default]
+    Tls,
+    /// DTLS over UDP with simple reliability (DTLS-UDP-SR).
+    Dtls,
 }
 
 /// Milliseconds since the Unix epoch: the engine's clock.
@@ -231,10 +244,11 @@ pub async fn start(
     cfg: OverlayConfig,
     identity: Arc<Identity>,
 ) -> std::io::Result<(OverlayHandle, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind(cfg.listen).await?;
+    let (listener, udp) = bind_pair(cfg.listen).await?;
     let local_addr = listener.local_addr()?;
+    let udp = Arc::new(udp);
     tracing::info!(
-        "overlay {} listening on tls {local_addr}, Node-ID {}",
+        "overlay {} listening on tls {local_addr}, dtls {local_addr}, Node-ID {}",
         cfg.overlay,
         hex::encode(identity.node_id.to_array())
     );
@@ -343,7 +357,19 @@ pub async fn start(
         (tls_client, tls_server)
     };
     let (ev_tx, ev_rx) = mpsc::channel(1024);
+    let routes = dtls::Routes::default();
+    let (dtls_tx, dtls_rx) = mpsc::channel(1024);
+    tokio::spawn(dtls::run_mux(
+        udp.clone(),
+        routes.clone(),
+        dtls_tx.clone(),
+        None,
+    ));
     let driver = Driver {
+        udp,
+        routes,
+        dtls_tx,
+        dtls_rx,
         node,
         cfg,
         identity,
@@ -365,6 +391,22 @@ pub async fn start(
     // the driver runs as a local task on the thread that runs the node (see main.rs).
     let task = tokio::task::spawn_local(driver.run());
     Ok((handle, task))
+}
+
+/// Binds the TCP listener and the UDP socket of the overlay on the same address and port
+/// (port 0: a port free for both).
+async fn bind_pair(listen: SocketAddr) -> std::io::Result<(TcpListener, tokio::net::UdpSocket)> {
+    let mut last = None;
+    for _ in 0..20 {
+        let l = TcpListener::bind(listen).await?;
+        let a = l.local_addr()?;
+        match tokio::net::UdpSocket::bind(a).await {
+            Ok(u) => return Ok((l, u)),
+            Err(e) if listen.port() == 0 => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no port free for both TCP and UDP")))
 }
 
 /// The address we offer others as our host candidate: the listen address, or for a wildcard
@@ -403,6 +445,8 @@ struct LinkState {
     rto_ms: f64,
     failing: bool,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// "tls" or "dtls".
+    proto: &'static str,
 }
 
 #[cfg(test)]
@@ -474,6 +518,10 @@ fn code_name(c: u16) -> &'static str {
 }
 
 struct Driver {
+    udp: Arc<tokio::net::UdpSocket>,
+    routes: dtls::Routes,
+    dtls_tx: mpsc::Sender<dtls::Report>,
+    dtls_rx: mpsc::Receiver<dtls::Report>,
     node: Node,
     cfg: OverlayConfig,
     identity: Arc<Identity>,
@@ -572,6 +620,7 @@ impl Driver {
                     None => { self.node.leave(now()); self.flush(); return; }
                 },
                 ev = self.events.recv() => if let Some(ev) = ev { self.arrival(ev) },
+                r = self.dtls_rx.recv() => if let Some(r) = r { self.dtls_report(r) },
                 acc = self.listener.accept() => match acc {
                     Ok((sock, addr)) => self.accepted(sock, addr),
                     Err(e) => tracing::warn!("overlay accept failed: {e}"),
@@ -778,6 +827,10 @@ impl Driver {
     }
 
     fn connect(&mut self, peer: Option<NodeId>, addr: SocketAddr) {
+        if self.cfg.link == LinkProtocol::Dtls {
+            self.open_dtls(peer, addr, true, None);
+            return;
+        }
         let link = self.new_link();
         let cfg = match crate::pki::tls::client_config(&self.identity, peer) {
             Ok(mut c) => {
@@ -862,6 +915,7 @@ impl Driver {
                 rto_ms: 1000.0,
                 failing: false,
                 task: Some(task),
+                proto: "tls",
             },
         );
     }
@@ -928,6 +982,7 @@ impl Driver {
                 rto_ms: 1000.0,
                 failing: false,
                 task: Some(task),
+                proto: "tls",
             },
         );
     }
@@ -1009,6 +1064,99 @@ impl Driver {
         }
     }
 
+    /// Starts a DTLS link task (we dial when `active`; else `first` is the peer's ClientHello).
+    fn open_dtls(
+        &mut self,
+        peer: Option<NodeId>,
+        addr: SocketAddr,
+        active: bool,
+        first: Option<Vec<u8>>,
+    ) {
+        let link = self.new_link();
+        let (in_tx, in_rx) = mpsc::channel(256);
+        if let Ok(mut r) = self.routes.lock() {
+            if r.get(&addr).is_some_and(|t| !t.is_closed()) {
+                drop(r);
+                tracing::info!("cannot open a DTLS link to {addr}: one exists already");
+                if active {
+                    self.node
+                        .handle_input(now(), Input::ConnectFailed { peer, addr });
+                }
+                return;
+            }
+            r.insert(addr, in_tx);
+        }
+        let (tx, rx) = mpsc::channel(256);
+        let params = dtls::LinkParams {
+            link,
+            addr,
+            active,
+            expected: peer,
+            identity: self.identity.clone(),
+            max_message: self.cfg.max_message_size,
+            first,
+            sock: self.udp.clone(),
+            routes: self.routes.clone(),
+        };
+        let span = tracing::info_span!("link", id = link.0, %addr, dir = if active { "out" } else { "in" }, proto = "dtls");
+        let task =
+            tokio::spawn(dtls::run_link(params, in_rx, rx, self.dtls_tx.clone()).instrument(span));
+        self.links.insert(
+            link,
+            LinkState {
+                tx: Some(tx),
+                peer: None,
+                addr,
+                outgoing: active,
+                srtt_ms: None,
+                rto_ms: 500.0,
+                failing: false,
+                task: Some(task),
+                proto: "dtls",
+            },
+        );
+    }
+
+    fn dtls_report(&mut self, r: dtls::Report) {
+        match r {
+            dtls::Report::Incoming { from, first } => {
+                let live = self
+                    .routes
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.get(&from).cloned())
+                    .filter(|t| !t.is_closed());
+                match live {
+                    Some(tx) => {
+                        let _ = tx.try_send(first);
+                    }
+                    None => self.open_dtls(None, from, false, Some(first)),
+                }
+            }
+            dtls::Report::Up { link, peer } => self.arrival(Arrival::Up { link, peer }),
+            dtls::Report::Failed {
+                link,
+                peer,
+                addr,
+                why,
+                outgoing,
+            } => {
+                if outgoing {
+                    self.arrival(Arrival::ConnectFailed {
+                        link,
+                        peer,
+                        addr,
+                        why,
+                    });
+                } else {
+                    tracing::info!("refused a DTLS association from {addr}: {why}");
+                    self.links.remove(&link);
+                }
+            }
+            dtls::Report::Link(e) => self.arrival(Arrival::Link(e)),
+        }
+    }
+
     fn save_cache(&self) {
         if let Some(p) = &self.cfg.peer_cache {
             let mut s = String::new();
@@ -1034,6 +1182,7 @@ impl Driver {
                     "peer": l.peer.as_ref().map(hexid),
                     "addr": l.addr.to_string(),
                     "direction": if l.outgoing { "out" } else { "in" },
+                    "protocol": l.proto,
                     "state": if l.peer.is_none() { "connecting" } else if l.failing { "failing" } else { "up" },
                     "srtt_ms": l.srtt_ms,
                     "rto_ms": l.rto_ms,
@@ -1046,6 +1195,7 @@ impl Driver {
             "overlay": self.cfg.overlay,
             "user": self.cfg.user,
             "listen": self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "listen_udp": self.udp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             "joined": self.node.is_joined(),
             "successors": table.successors().iter().map(hexid).collect::<Vec<_>>(),
             "predecessors": table.predecessors().iter().map(hexid).collect::<Vec<_>>(),

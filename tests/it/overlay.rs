@@ -80,24 +80,43 @@ pub fn node_config(user: &str, bootstrap: Option<SocketAddr>) -> String {
 
 /// Config text for a loopback lab node with the overlay on `port` (0 = any).
 pub fn node_config_at(user: &str, port: u16, bootstrap: Option<SocketAddr>) -> String {
+    node_config_link(user, port, bootstrap, "tls")
+}
+
+/// Config text for a loopback lab node opening its links with `link` ("tls" or "dtls").
+pub fn node_config_link(
+    user: &str,
+    port: u16,
+    bootstrap: Option<SocketAddr>,
+    link: &str,
+) -> String {
     let b = bootstrap
         .map(|a| format!("  bootstrap: [\"{a}\"]\n"))
         .unwrap_or_default();
     format!(
         "sip:\n  udp: [\"127.0.0.1:0\"]\n  tcp: [\"127.0.0.1:0\"]\n\
-         overlay:\n  instance_name: lab.p2psip\n  node_user: {user}\n  listen: \"127.0.0.1:{port}\"\n  discovery: {{enabled: false}}\n{b}\
+         overlay:\n  instance_name: lab.p2psip\n  node_user: {user}\n  listen: \"127.0.0.1:{port}\"\n  link: {link}\n  discovery: {{enabled: false}}\n{b}\
          admin:\n  listen: \"127.0.0.1:0\"\n  debug: true\n"
     )
 }
 
 /// Starts `n` nodes: the first creates the overlay, the others join it.
 pub fn start_overlay(n: usize, env: &[(&str, &str)]) -> Vec<OverlayNode> {
+    start_overlay_link(n, env, "tls")
+}
+
+/// Starts `n` nodes that open their links with `link` ("tls" or "dtls").
+pub fn start_overlay_link(n: usize, env: &[(&str, &str)], link: &str) -> Vec<OverlayNode> {
     let mut nodes: Vec<OverlayNode> = Vec::new();
     for i in 1..=n {
         let user = format!("n{i}");
         let dir = tempfile::tempdir().unwrap();
         let boot = nodes.first().map(|f| f.overlay);
-        std::fs::write(dir.path().join("config.yaml"), node_config(&user, boot)).unwrap();
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            node_config_link(&user, 0, boot, link),
+        )
+        .unwrap();
         if let Some(first) = nodes.first() {
             copy_dir(
                 &first.proc.path().join("data/ca"),
@@ -230,6 +249,34 @@ fn five_processes_form_a_ring_store_fetch_and_survive_a_kill() {
         last.proc.seen
     );
     eprintln!("overlay test took {:?}", started.elapsed());
+}
+
+/// Four nodes whose links are all DTLS over UDP (DTLS-UDP-SR with simple reliability) form a
+/// ring and store and fetch; every link in /status is DTLS.
+#[test]
+fn dtls_links_form_a_ring_and_store_fetch() {
+    let nodes = start_overlay_link(4, &[], "dtls");
+    let refs: Vec<&OverlayNode> = nodes.iter().collect();
+    wait_ring(&refs, Duration::from_secs(40));
+    for n in &nodes {
+        store(n, &format!("value-of-{}", n.user));
+    }
+    for a in &nodes {
+        for b in &nodes {
+            let got = wait_for(&format!("{} fetching {}", a.user, b.user), T, || {
+                fetch(a, &b.user).filter(|v| !v.is_empty())
+            });
+            assert_eq!(got, vec![format!("value-of-{}", b.user)]);
+        }
+    }
+    for n in &nodes {
+        let st = status(n.admin).unwrap();
+        let links = st["links"].as_array().unwrap();
+        assert!(!links.is_empty());
+        for l in links {
+            assert_eq!(l["protocol"], "dtls", "{l}");
+        }
+    }
 }
 
 /// The capture process, stopped even when the test fails.
@@ -513,6 +560,25 @@ fn node_from_another_ca_is_refused() {
     let mut a = a;
     a.proc
         .wait_line("refused an overlay connection from 127.0.0.1", T);
+    let st = status(a.admin).unwrap();
+    assert!(ids(&st, "successors").is_empty(), "{st}");
+}
+
+/// The same over DTLS: a node of another CA is refused by both ends of the association.
+#[test]
+fn dtls_node_from_another_ca_is_refused() {
+    let mut nodes = start_overlay_link(1, &[], "dtls");
+    let mut a = nodes.remove(0);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        node_config_link("stranger", 0, Some(a.overlay), "dtls"),
+    )
+    .unwrap();
+    let mut b = NodeProc::start_in_env(dir, &[], &[]);
+    b.wait_line("peer certificate refused", T);
+    a.proc
+        .wait_line("refused a DTLS association from 127.0.0.1", T);
     let st = status(a.admin).unwrap();
     assert!(ids(&st, "successors").is_empty(), "{st}");
 }
