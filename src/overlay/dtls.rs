@@ -82,7 +82,22 @@ pub enum Report {
     },
     /// Traffic of an established link (same events as TLS links).
     Link(LinkEvent),
+    /// Connectivity checks towards `peer` ended: the nominated address, or none (then the
+    /// TLS fallback candidate, if the peer offered one).
+    Checked {
+        /// Whom we Attached to.
+        peer: NodeId,
+        /// Nominated DTLS-UDP-SR address.
+        nominated: Option<SocketAddr>,
+        /// The peer's TLS-TCP-FH-NO-ICE candidate.
+        fallback: Option<SocketAddr>,
+        /// The address the engine named.
+        addr: SocketAddr,
+    },
 }
+
+/// Interval of STUN keepalives on an idle DTLS link (RFC 6940 6.6.4: keepalives are used).
+const KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// The RTT estimator of RFC 6298 as RFC 6940 6.6.3.1 applies it: rounded up to the
 /// millisecond, initial RTO 500 ms, floor 200 ms, ceiling 60 s.
@@ -388,6 +403,7 @@ async fn link_loop(
     let mut gap_until = Instant::now();
     let mut failing = false;
     let mut closed_outgoing = false;
+    let mut last_tx = Instant::now();
     loop {
         let dtls_wake: Option<Instant>;
         // Drain dimpl.
@@ -395,6 +411,7 @@ async fn link_loop(
             match dtls.poll_output(&mut out_buf) {
                 dimpl::Output::Packet(pk) => {
                     let _ = p.sock.send_to(pk, p.addr).await;
+                    last_tx = Instant::now();
                 }
                 dimpl::Output::BufferTooSmall { needed } => out_buf.resize(needed, 0),
                 dimpl::Output::Timeout(t) => {
@@ -560,6 +577,8 @@ async fn link_loop(
         }
         if !up {
             earliest(started + HANDSHAKE);
+        } else {
+            earliest(last_tx + KEEPALIVE);
         }
         let sleep = async {
             match wake {
@@ -604,6 +623,10 @@ async fn link_loop(
             },
             _ = sleep => {
                 let now = Instant::now();
+                if up && now >= last_tx + KEEPALIVE {
+                    let _ = p.sock.send_to(&super::ice::binding_indication(), p.addr).await;
+                    last_tx = now;
+                }
                 if dtls_wake.is_some_and(|w| w <= now)
                     && let Err(e) = dtls.handle_timeout(now)
                 {

@@ -13,6 +13,7 @@
 pub mod crypto;
 pub mod discovery;
 pub mod dtls;
+pub mod ice;
 pub mod link;
 
 use crate::pki::local::Identity;
@@ -309,10 +310,20 @@ pub async fn start(
             format!("joining the overlay through {bootstrap:?}")
         }
     );
+    let host = advertised(local_addr, &bootstrap);
+    let ice_state = ice::SharedIce::default();
+    if cfg.link == LinkProtocol::Dtls && !bootstrap.is_empty() {
+        tokio::spawn(ice::gather(udp.clone(), bootstrap.clone()));
+    }
     let ncfg = NodeConfig {
+        local_candidates: if cfg.link == LinkProtocol::Dtls {
+            ice::local_candidates(host, None)
+        } else {
+            Vec::new()
+        },
         overlay: cfg.overlay.clone(),
         first_node,
-        local_addr: advertised(local_addr, &bootstrap),
+        local_addr: host,
         bootstrap,
         user: Some(cfg.user.clone()),
         // Timers suited to a LAN of desk phones (the defaults are for the Internet).
@@ -363,9 +374,12 @@ pub async fn start(
         udp.clone(),
         routes.clone(),
         dtls_tx.clone(),
-        None,
+        Some(ice::stun_hook(ice_state.clone(), host)),
     ));
     let driver = Driver {
+        ice: ice_state,
+        host,
+        srflx_seen: None,
         udp,
         routes,
         dtls_tx,
@@ -518,6 +532,9 @@ fn code_name(c: u16) -> &'static str {
 }
 
 struct Driver {
+    ice: ice::SharedIce,
+    host: SocketAddr,
+    srflx_seen: Option<SocketAddr>,
     udp: Arc<tokio::net::UdpSocket>,
     routes: dtls::Routes,
     dtls_tx: mpsc::Sender<dtls::Report>,
@@ -751,6 +768,25 @@ impl Driver {
     }
 
     fn flush(&mut self) {
+        if self.cfg.link == LinkProtocol::Dtls {
+            let srflx = self.ice.lock().ok().and_then(|s| s.srflx);
+            if srflx != self.srflx_seen {
+                self.srflx_seen = srflx;
+                self.node
+                    .set_local_candidates(ice::local_candidates(self.host, srflx));
+            }
+        }
+        while let Some((_, a)) = self.node.poll_attach_answered() {
+            let targets: Vec<SocketAddr> = a
+                .candidates
+                .iter()
+                .filter(|c| c.link == reload::wire::OverlayLinkType::DTLS_UDP_SR)
+                .map(|c| c.addr)
+                .collect();
+            if !targets.is_empty() {
+                tokio::spawn(ice::punch(self.udp.clone(), targets));
+            }
+        }
         while let Some(o) = self.node.poll_output() {
             match o {
                 Output::Send { link, bytes } => {
@@ -826,11 +862,42 @@ impl Driver {
         }
     }
 
+    /// Opens a link for the engine's Connect: over the candidates of the peer's Attach when
+    /// there is one (connectivity checks for DTLS-UDP-SR, else its TLS candidate).
     fn connect(&mut self, peer: Option<NodeId>, addr: SocketAddr) {
-        if self.cfg.link == LinkProtocol::Dtls {
-            self.open_dtls(peer, addr, true, None);
-            return;
+        use reload::wire::OverlayLinkType as L;
+        let cands = peer
+            .and_then(|p| self.node.remote_attach(p))
+            .map(|a| a.candidates.clone())
+            .unwrap_or_default();
+        let tls = cands
+            .iter()
+            .filter(|c| c.link == L::TLS_TCP_FH_NO_ICE)
+            .max_by_key(|c| c.priority)
+            .map(|c| c.addr);
+        let has_dtls = cands.iter().any(|c| c.link == L::DTLS_UDP_SR);
+        match (self.cfg.link, peer) {
+            (LinkProtocol::Dtls, Some(p)) if has_dtls => {
+                let agent = ice::IceAgent::new(self.udp.clone(), self.ice.clone());
+                let tx = self.dtls_tx.clone();
+                tokio::spawn(async move {
+                    let nominated = agent.check(&cands, Duration::from_secs(5)).await;
+                    let _ = tx
+                        .send(dtls::Report::Checked {
+                            peer: p,
+                            nominated,
+                            fallback: tls,
+                            addr,
+                        })
+                        .await;
+                });
+            }
+            (LinkProtocol::Dtls, None) => self.open_dtls(None, addr, true, None),
+            _ => self.connect_tls(peer, tls.unwrap_or(addr)),
         }
+    }
+
+    fn connect_tls(&mut self, peer: Option<NodeId>, addr: SocketAddr) {
         let link = self.new_link();
         let cfg = match crate::pki::tls::client_config(&self.identity, peer) {
             Ok(mut c) => {
@@ -1154,6 +1221,34 @@ impl Driver {
                 }
             }
             dtls::Report::Link(e) => self.arrival(Arrival::Link(e)),
+            dtls::Report::Checked {
+                peer,
+                nominated,
+                fallback,
+                addr,
+            } => match (nominated, fallback) {
+                (Some(a), _) => {
+                    tracing::info!(
+                        "ICE: nominated {a} for Node-ID {}",
+                        hex::encode(peer.to_array())
+                    );
+                    self.open_dtls(Some(peer), a, true, None)
+                }
+                (None, Some(t)) => {
+                    tracing::info!("ICE: no DTLS candidate answered; TLS fallback to {t}");
+                    self.connect_tls(Some(peer), t)
+                }
+                (None, None) => {
+                    tracing::info!("ICE: no candidate of {addr} answered");
+                    self.node.handle_input(
+                        now(),
+                        Input::ConnectFailed {
+                            peer: Some(peer),
+                            addr,
+                        },
+                    );
+                }
+            },
         }
     }
 
