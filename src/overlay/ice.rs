@@ -158,16 +158,17 @@ pub fn local_candidates(host: SocketAddr, srflx: Option<SocketAddr>) -> Vec<Cand
     v
 }
 
-/// Sends Binding requests to `targets` a few times (0, 50, 150, 350, 750, 1550 ms): the
-/// answerer's half of the checks, which also opens its NAT towards the requester.
+/// Sends Binding requests to `targets` for about 6 s (at 0, 50, 150, 350, 750 ms, then every
+/// 500 ms): the answerer's half of the checks, which also opens its NAT towards the
+/// requester while the requester checks us.
 pub async fn punch(sock: Arc<UdpSocket>, targets: Vec<SocketAddr>) {
     let mut wait = Duration::from_millis(50);
-    for _ in 0..6 {
+    for _ in 0..15 {
         for t in &targets {
             let _ = sock.send_to(&binding_request(), t).await;
         }
         tokio::time::sleep(wait).await;
-        wait *= 2;
+        wait = (wait * 2).min(Duration::from_millis(500));
     }
 }
 

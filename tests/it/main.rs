@@ -7,6 +7,7 @@ mod calls;
 mod decode;
 mod diag;
 mod harness;
+mod nat;
 mod node_start;
 mod overlay;
 mod overlay_calls;
