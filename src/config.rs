@@ -168,8 +168,9 @@ pub struct OverlaySection {
     pub max_message_size: usize,
     /// LAN discovery over UDP multicast.
     pub discovery: DiscoverySection,
-    /// Link protocol for the links this node opens: "tls" (TLS-TCP-FH-NO-ICE) or "dtls"
-    /// (DTLS-UDP-SR). Nodes accept both on `listen` (TCP and UDP).
+    /// Link protocol for the links this node opens: "tls" (TLS-TCP-FH-NO-ICE, the default)
+    /// or "dtls" (DTLS-UDP-SR with candidates and checks: it crosses NATs). Nodes accept
+    /// both on `listen` (TCP and UDP).
     pub link: String,
 }
 

@@ -63,7 +63,7 @@ pub enum LinkProtocol {
     /// TLS over TCP with the framing header, no ICE (TLS-TCP-FH-NO-ICE).
     #[default]
     Tls,
-    /// DTLS over UDP with simple reliability (DTLS-UDP-SR).
+    /// DTLS over UDP with simple reliability (DTLS-UDP-SR), candidates and checks.
     Dtls,
 }
 
