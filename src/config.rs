@@ -172,6 +172,9 @@ pub struct OverlaySection {
     /// or "dtls" (DTLS-UDP-SR with candidates and checks: it crosses NATs). Nodes accept
     /// both on `listen` (TCP and UDP).
     pub link: String,
+    /// TURN server ("IP:port", UDP, anonymous allocations) for a relayed candidate on DTLS
+    /// links; empty: none.
+    pub turn_server: String,
 }
 
 /// `overlay.discovery:` section.
@@ -213,6 +216,7 @@ impl Default for OverlaySection {
             max_message_size: 65_536,
             discovery: DiscoverySection::default(),
             link: "tls".into(),
+            turn_server: String::new(),
         }
     }
 }
@@ -348,6 +352,8 @@ pub struct Loaded {
     pub discovery: Option<(std::net::SocketAddrV4, std::net::Ipv4Addr)>,
     /// Parsed `overlay.link`.
     pub link: crate::overlay::LinkProtocol,
+    /// Parsed `overlay.turn_server`.
+    pub turn_server: Option<SocketAddr>,
 }
 
 impl Loaded {
@@ -553,6 +559,17 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
             crate::overlay::LinkProtocol::Tls
         }
     };
+    let turn_server = if config.overlay.turn_server.is_empty() {
+        None
+    } else {
+        addrs(
+            std::slice::from_ref(&config.overlay.turn_server),
+            "overlay.turn_server",
+            &mut problems,
+        )
+        .first()
+        .copied()
+    };
     let d = &config.overlay.discovery;
     let discovery = if d.enabled {
         let group = d
@@ -597,6 +614,7 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
         admin_listen,
         discovery,
         link,
+        turn_server,
     })
 }
 

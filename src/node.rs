@@ -103,6 +103,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
             peer_cache: Some(data_dir.join("peers.txt")),
             user: identity.user.clone(),
             link: loaded.link,
+            turn_server: loaded.turn_server,
         },
         identity.clone(),
     )

@@ -22,7 +22,9 @@
 # Environment: P2PSIP (binary; default target/debug/p2psip), LAB_DIR (default
 # /tmp/p2psip-nat), PREFIX (namespace name prefix, default p2l), SYMMETRIC=1 (NATs map every
 # destination to a new random port, i.e. symmetric NAT: direct links between h1 and h2 then
-# fail and their traffic is routed through the overlay).
+# fail and their traffic is routed through the overlay), TURN=1 (start Debian's coturn on o3,
+# 10.77.0.13:3478, anonymous allocations, and give h1 and h2 `overlay.turn_server`: they then
+# offer relayed candidates, and with SYMMETRIC=1 their direct link runs through the relay).
 set -euo pipefail
 
 LAB_DIR=${LAB_DIR:-/tmp/p2psip-nat}
@@ -83,6 +85,19 @@ net_up() {
   done
 }
 
+turn_for() { # the TURN server of host $1 (NATed hosts, with TURN=1)
+  if [[ "${TURN:-0}" == 1 && $1 == h* ]]; then echo "10.77.0.13:3478"; fi
+}
+
+turn_up() {
+  command -v turnserver >/dev/null || { echo "coturn is missing (apt-get install coturn)" >&2; exit 1; }
+  (exec ip netns exec "$(ns o3)" turnserver -n -z --no-cli --no-tls --no-dtls \
+    -L 10.77.0.13 -E 10.77.0.13 -p 3478 --min-port 49152 --max-port 49999 \
+    --realm nat.p2psip --log-file stdout --simple-log >"$LAB_DIR/turn.log" 2>&1 </dev/null) &
+  echo $! >"$LAB_DIR/turn.pid"
+  echo "coturn  namespace $(ns o3)  10.77.0.13:3478 (anonymous)"
+}
+
 node_up() { # host, bootstrap ("" for the first node)
   local h=$1 boot=$2 d="$LAB_DIR/$1"
   mkdir -p "$d/data"
@@ -96,6 +111,7 @@ overlay:
   node_user: $h
   listen: "$(ip_of "$h"):6084"
   link: dtls
+  turn_server: "$(turn_for "$h")"
   bootstrap: [$boot]
   discovery: {enabled: false}
 sip:
@@ -120,6 +136,7 @@ up() {
   command -v iptables >/dev/null || { echo "iptables is missing (apt-get install iptables)" >&2; exit 1; }
   mkdir -p "$LAB_DIR"
   net_up
+  [[ "${TURN:-0}" == 1 ]] && turn_up
   node_up o1 ""
   for h in o2 o3 h1 h2; do node_up "$h" '"10.77.0.11:6084"'; done
 }
@@ -142,6 +159,10 @@ down() {
     fi
     rm -f "$f"
   done
+  if [[ -f "$LAB_DIR/turn.pid" ]]; then
+    kill -TERM "$(cat "$LAB_DIR/turn.pid")" 2>/dev/null || true
+    rm -f "$LAB_DIR/turn.pid"
+  fi
   for n in h1 h2 nat1 nat2 o1 o2 o3 sw; do
     ip netns del "$(ns $n)" 2>/dev/null || true
   done

@@ -20,6 +20,7 @@
 //! captures show the DTLS handshake and the record layer, not the RELOAD messages inside.
 
 use super::link::LinkEvent;
+use super::turn::UdpOut;
 use crate::pki::local::Identity;
 use reload::codec::Codec;
 use reload::node::LinkId;
@@ -29,7 +30,6 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 /// Largest RELOAD message sent in one DTLS record (a record holds at most 2^14 bytes;
@@ -44,11 +44,13 @@ const MAX_QUEUE: usize = 4096;
 /// Handshake bound.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
-/// Datagram inboxes of the link tasks, by peer address.
-pub type Routes = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
+/// Datagram inboxes of the link tasks, by peer address and whether the peer reaches us
+/// through our TURN relay (the same address can be a direct and a relayed peer).
+pub type Routes = Arc<Mutex<HashMap<(SocketAddr, bool), mpsc::Sender<Vec<u8>>>>>;
 
-/// A handler for STUN datagrams the mux receives (ICE checks); returns true if it took it.
-pub type StunHook = Arc<dyn Fn(SocketAddr, &[u8]) -> bool + Send + Sync>;
+/// A handler for STUN datagrams the mux receives (ICE checks): sender, datagram, whether it
+/// came through our TURN relay; returns true if it took it.
+pub type StunHook = Arc<dyn Fn(SocketAddr, &[u8], bool) -> bool + Send + Sync>;
 
 /// What the mux and the DTLS link tasks tell the driver.
 #[derive(Debug)]
@@ -57,6 +59,8 @@ pub enum Report {
     Incoming {
         /// Sender.
         from: SocketAddr,
+        /// It came through our TURN relay.
+        via_relay: bool,
         /// The datagram.
         first: Vec<u8>,
     },
@@ -229,14 +233,14 @@ pub fn is_client_hello(d: &[u8]) -> bool {
 
 /// Receives every datagram of the overlay UDP socket and hands it on (see the module doc).
 pub async fn run_mux(
-    sock: Arc<UdpSocket>,
+    out: Arc<UdpOut>,
     routes: Routes,
     reports: mpsc::Sender<Report>,
     stun: Option<StunHook>,
 ) {
     let mut buf = vec![0u8; 65_536];
     loop {
-        let (n, from) = match sock.recv_from(&mut buf).await {
+        let (n, mut from) = match out.sock.recv_from(&mut buf).await {
             Ok(x) => x,
             Err(e) => {
                 // ICMP errors surface here on Linux; they are per datagram.
@@ -244,23 +248,39 @@ pub async fn run_mux(
                 continue;
             }
         };
-        let Some(d) = buf.get(..n) else { continue };
+        let Some(mut d) = buf.get(..n) else { continue };
+        // From the TURN server: our allocation, or a peer's datagram relayed to us.
+        let relayed;
+        let mut via_relay = false;
+        if let Some(r) = &out.relay
+            && from == r.server
+        {
+            match r.handle(d) {
+                Some((peer, data)) => {
+                    relayed = data;
+                    from = peer;
+                    via_relay = true;
+                    d = &relayed;
+                }
+                None => continue,
+            }
+        }
         match d.first() {
             Some(0..=3) => {
                 if let Some(h) = &stun
-                    && h(from, d)
+                    && h(from, d, via_relay)
                 {
                     continue;
                 }
                 if let Some(resp) = stun_binding_response(d, from) {
-                    let _ = sock.send_to(&resp, from).await;
+                    let _ = out.send_via(&resp, from, via_relay).await;
                 }
             }
             Some(20..=63) => {
                 let tx = routes
                     .lock()
                     .ok()
-                    .and_then(|r| r.get(&from).cloned())
+                    .and_then(|r| r.get(&(from, via_relay)).cloned())
                     .filter(|t| !t.is_closed());
                 match tx {
                     Some(tx) => {
@@ -269,6 +289,7 @@ pub async fn run_mux(
                     None if is_client_hello(d) => {
                         let _ = reports.try_send(Report::Incoming {
                             from,
+                            via_relay,
                             first: d.to_vec(),
                         });
                     }
@@ -297,9 +318,11 @@ pub struct LinkParams {
     /// The ClientHello that created a passive link.
     pub first: Option<Vec<u8>>,
     /// The overlay UDP socket.
-    pub sock: Arc<UdpSocket>,
+    pub sock: Arc<UdpOut>,
     /// The mux's routing table (the task removes its own entry when it ends).
     pub routes: Routes,
+    /// The peer reaches us through our TURN relay.
+    pub via_relay: bool,
 }
 
 /// One message being delivered by stop-and-wait.
@@ -354,10 +377,11 @@ pub async fn run_link(
 }
 
 fn remove_route(p: &LinkParams) {
+    let key = (p.addr, p.via_relay);
     if let Ok(mut r) = p.routes.lock()
-        && r.get(&p.addr).is_some_and(|t| t.is_closed())
+        && r.get(&key).is_some_and(|t| t.is_closed())
     {
-        r.remove(&p.addr);
+        r.remove(&key);
     }
 }
 
@@ -410,7 +434,7 @@ async fn link_loop(
         loop {
             match dtls.poll_output(&mut out_buf) {
                 dimpl::Output::Packet(pk) => {
-                    let _ = p.sock.send_to(pk, p.addr).await;
+                    let _ = p.sock.send_via(pk, p.addr, p.via_relay).await;
                     last_tx = Instant::now();
                 }
                 dimpl::Output::BufferTooSmall { needed } => out_buf.resize(needed, 0),
@@ -624,7 +648,7 @@ async fn link_loop(
             _ = sleep => {
                 let now = Instant::now();
                 if up && now >= last_tx + KEEPALIVE {
-                    let _ = p.sock.send_to(&super::ice::binding_indication(), p.addr).await;
+                    let _ = p.sock.send_via(&super::ice::binding_indication(), p.addr, p.via_relay).await;
                     last_tx = now;
                 }
                 if dtls_wake.is_some_and(|w| w <= now)
@@ -686,7 +710,7 @@ async fn flush(dtls: &mut dimpl::Dtls, buf: &mut Vec<u8>, p: &LinkParams) {
     loop {
         match dtls.poll_output(buf) {
             dimpl::Output::Packet(pk) => {
-                let _ = p.sock.send_to(pk, p.addr).await;
+                let _ = p.sock.send_via(pk, p.addr, p.via_relay).await;
             }
             dimpl::Output::BufferTooSmall { needed } => buf.resize(needed, 0),
             dimpl::Output::Timeout(_) => break,

@@ -22,13 +22,13 @@
 //! priority that answered", no ICE-CONTROLLING tie-breaker (the Attach requester always
 //! controls), and no relayed candidates yet (TURN: see docs/DEPLOY.md).
 
+use super::turn::UdpOut;
 use reload::node::msg::Candidate;
 use reload::wire::{CandType, OverlayLinkType};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 
 const COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 
@@ -108,14 +108,15 @@ pub type SharedIce = Arc<Mutex<IceState>>;
 /// The mux hook: takes Binding success responses (recording who answered and our mapped
 /// address) and Binding indications (keepalives); requests fall through to the answerer.
 pub fn stun_hook(state: SharedIce, host: SocketAddr) -> super::dtls::StunHook {
-    Arc::new(move |from, d| match d.get(0..2) {
+    Arc::new(move |from, d, via_relay| match d.get(0..2) {
         Some([0x01, 0x01]) => {
             if let Ok(mut s) = state.lock() {
                 if s.answered.len() > 4096 {
                     s.answered.clear();
                 }
                 s.answered.insert(from, Instant::now());
-                if let Some(m) = mapped_address(d)
+                // Through our relay, the peer sees the relayed address: not reflexive.
+                if let Some(m) = mapped_address(d).filter(|_| !via_relay)
                     && m != host
                     && !m.ip().is_loopback()
                     && s.srflx != Some(m)
@@ -131,8 +132,13 @@ pub fn stun_hook(state: SharedIce, host: SocketAddr) -> super::dtls::StunHook {
     })
 }
 
-/// Our candidates: DTLS-UDP-SR host and server-reflexive, then a TLS-TCP-FH-NO-ICE host.
-pub fn local_candidates(host: SocketAddr, srflx: Option<SocketAddr>) -> Vec<Candidate> {
+/// Our candidates: DTLS-UDP-SR host and server-reflexive, then a TLS-TCP-FH-NO-ICE host,
+/// then a DTLS-UDP-SR relayed one (a TURN allocation), if any.
+pub fn local_candidates(
+    host: SocketAddr,
+    srflx: Option<SocketAddr>,
+    relayed: Option<SocketAddr>,
+) -> Vec<Candidate> {
     let mut v = vec![Candidate {
         addr: host,
         link: OverlayLinkType::DTLS_UDP_SR,
@@ -155,17 +161,27 @@ pub fn local_candidates(host: SocketAddr, srflx: Option<SocketAddr>) -> Vec<Cand
     tls.priority = priority(90);
     tls.foundation = b"3".to_vec();
     v.push(tls);
+    if let Some(r) = relayed {
+        v.push(Candidate {
+            addr: r,
+            link: OverlayLinkType::DTLS_UDP_SR,
+            cand_type: CandType::RELAY,
+            related: Some(srflx.unwrap_or(host)),
+            priority: priority(0),
+            foundation: b"4".to_vec(),
+        });
+    }
     v
 }
 
 /// Sends Binding requests to `targets` for about 6 s (at 0, 50, 150, 350, 750 ms, then every
 /// 500 ms): the answerer's half of the checks, which also opens its NAT towards the
 /// requester while the requester checks us.
-pub async fn punch(sock: Arc<UdpSocket>, targets: Vec<SocketAddr>) {
+pub async fn punch(sock: Arc<UdpOut>, targets: Vec<SocketAddr>) {
     let mut wait = Duration::from_millis(50);
     for _ in 0..15 {
         for t in &targets {
-            let _ = sock.send_to(&binding_request(), t).await;
+            let _ = sock.send_to(&binding_request(), *t).await;
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_millis(500));
@@ -175,13 +191,13 @@ pub async fn punch(sock: Arc<UdpSocket>, targets: Vec<SocketAddr>) {
 /// A connectivity check run: sends Binding requests to remote candidates until one answers.
 #[derive(Debug, Clone)]
 pub struct IceAgent {
-    sock: Arc<UdpSocket>,
+    sock: Arc<UdpOut>,
     state: SharedIce,
 }
 
 impl IceAgent {
     /// An agent on the overlay UDP socket.
-    pub fn new(sock: Arc<UdpSocket>, state: SharedIce) -> Self {
+    pub fn new(sock: Arc<UdpOut>, state: SharedIce) -> Self {
         Self { sock, state }
     }
 
@@ -232,11 +248,11 @@ impl IceAgent {
 }
 
 /// Asks `peers` for our mapped address now and then (server-reflexive gathering).
-pub async fn gather(sock: Arc<UdpSocket>, peers: Vec<SocketAddr>) {
+pub async fn gather(sock: Arc<UdpOut>, peers: Vec<SocketAddr>) {
     let mut wait = Duration::from_millis(200);
     loop {
         for p in &peers {
-            let _ = sock.send_to(&binding_request(), p).await;
+            let _ = sock.send_to(&binding_request(), *p).await;
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(30));
@@ -263,12 +279,14 @@ mod tests {
     fn candidates_are_ordered_and_typed() {
         let h: SocketAddr = "10.0.0.2:6084".parse().unwrap();
         let s: SocketAddr = "203.0.113.9:6084".parse().unwrap();
-        let c = local_candidates(h, Some(s));
-        assert_eq!(c.len(), 3);
+        let r: SocketAddr = "203.0.113.1:50000".parse().unwrap();
+        let c = local_candidates(h, Some(s), Some(r));
+        assert_eq!(c.len(), 4);
+        assert_eq!(c[3].cand_type, CandType::RELAY);
         assert!(c[0].priority > c[1].priority && c[1].priority > c[2].priority);
         assert_eq!(c[1].cand_type, CandType::SRFLX);
         assert_eq!(c[1].related, Some(h));
         assert_eq!(c[2].link, OverlayLinkType::TLS_TCP_FH_NO_ICE);
-        assert_eq!(local_candidates(h, Some(h)).len(), 2);
+        assert_eq!(local_candidates(h, Some(h), None).len(), 2);
     }
 }

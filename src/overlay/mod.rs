@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod dtls;
 pub mod ice;
 pub mod link;
+pub mod turn;
 
 use crate::pki::local::Identity;
 use link::LinkEvent;
@@ -55,6 +56,8 @@ pub struct OverlayConfig {
     pub user: String,
     /// Link protocol of the links this node opens (it accepts both).
     pub link: LinkProtocol,
+    /// TURN server for a relayed candidate (DTLS links only), if any.
+    pub turn_server: Option<SocketAddr>,
 }
 
 /// The overlay link protocol a node uses for the links it opens (RFC 6940 6.6).
@@ -247,7 +250,17 @@ pub async fn start(
 ) -> std::io::Result<(OverlayHandle, tokio::task::JoinHandle<()>)> {
     let (listener, udp) = bind_pair(cfg.listen).await?;
     let local_addr = listener.local_addr()?;
-    let udp = Arc::new(udp);
+    let relay = match (cfg.turn_server, cfg.link) {
+        (Some(s), LinkProtocol::Dtls) => Some(Arc::new(turn::Relay::new(s))),
+        _ => None,
+    };
+    let udp = Arc::new(turn::UdpOut {
+        sock: Arc::new(udp),
+        relay: relay.clone(),
+    });
+    if let Some(r) = &relay {
+        tokio::spawn(turn::run(udp.clone(), r.clone()));
+    }
     tracing::info!(
         "overlay {} listening on tls {local_addr}, dtls {local_addr}, Node-ID {}",
         cfg.overlay,
@@ -317,7 +330,7 @@ pub async fn start(
     }
     let ncfg = NodeConfig {
         local_candidates: if cfg.link == LinkProtocol::Dtls {
-            ice::local_candidates(host, None)
+            ice::local_candidates(host, None, None)
         } else {
             Vec::new()
         },
@@ -380,6 +393,8 @@ pub async fn start(
         ice: ice_state,
         host,
         srflx_seen: None,
+        relay,
+        relayed_seen: None,
         udp,
         routes,
         dtls_tx,
@@ -535,7 +550,9 @@ struct Driver {
     ice: ice::SharedIce,
     host: SocketAddr,
     srflx_seen: Option<SocketAddr>,
-    udp: Arc<tokio::net::UdpSocket>,
+    relay: Option<Arc<turn::Relay>>,
+    relayed_seen: Option<SocketAddr>,
+    udp: Arc<turn::UdpOut>,
     routes: dtls::Routes,
     dtls_tx: mpsc::Sender<dtls::Report>,
     dtls_rx: mpsc::Receiver<dtls::Report>,
@@ -770,10 +787,12 @@ impl Driver {
     fn flush(&mut self) {
         if self.cfg.link == LinkProtocol::Dtls {
             let srflx = self.ice.lock().ok().and_then(|s| s.srflx);
-            if srflx != self.srflx_seen {
+            let relayed = self.relay.as_ref().and_then(|r| r.relayed());
+            if srflx != self.srflx_seen || relayed != self.relayed_seen {
                 self.srflx_seen = srflx;
+                self.relayed_seen = relayed;
                 self.node
-                    .set_local_candidates(ice::local_candidates(self.host, srflx));
+                    .set_local_candidates(ice::local_candidates(self.host, srflx, relayed));
             }
         }
         while let Some((_, a)) = self.node.poll_attach_answered() {
@@ -783,6 +802,7 @@ impl Driver {
                 .filter(|c| c.link == reload::wire::OverlayLinkType::DTLS_UDP_SR)
                 .map(|c| c.addr)
                 .collect();
+            self.permit(&targets);
             if !targets.is_empty() {
                 tokio::spawn(ice::punch(self.udp.clone(), targets));
             }
@@ -878,6 +898,8 @@ impl Driver {
         let has_dtls = cands.iter().any(|c| c.link == L::DTLS_UDP_SR);
         match (self.cfg.link, peer) {
             (LinkProtocol::Dtls, Some(p)) if has_dtls => {
+                let addrs: Vec<SocketAddr> = cands.iter().map(|c| c.addr).collect();
+                self.permit(&addrs);
                 let agent = ice::IceAgent::new(self.udp.clone(), self.ice.clone());
                 let tx = self.dtls_tx.clone();
                 tokio::spawn(async move {
@@ -892,8 +914,17 @@ impl Driver {
                         .await;
                 });
             }
-            (LinkProtocol::Dtls, None) => self.open_dtls(None, addr, true, None),
+            (LinkProtocol::Dtls, None) => self.open_dtls(None, addr, true, None, false),
             _ => self.connect_tls(peer, tls.unwrap_or(addr)),
+        }
+    }
+
+    /// Lets the addresses of a peer's candidates send to us through our TURN relay.
+    fn permit(&self, addrs: &[SocketAddr]) {
+        if let Some(r) = &self.relay {
+            let ips: Vec<std::net::IpAddr> = addrs.iter().map(|a| a.ip()).collect();
+            let (r, out) = (r.clone(), self.udp.clone());
+            tokio::spawn(async move { r.permit(&out, ips).await });
         }
     }
 
@@ -1138,11 +1169,12 @@ impl Driver {
         addr: SocketAddr,
         active: bool,
         first: Option<Vec<u8>>,
+        via_relay: bool,
     ) {
         let link = self.new_link();
         let (in_tx, in_rx) = mpsc::channel(256);
         if let Ok(mut r) = self.routes.lock() {
-            if r.get(&addr).is_some_and(|t| !t.is_closed()) {
+            if r.get(&(addr, via_relay)).is_some_and(|t| !t.is_closed()) {
                 drop(r);
                 tracing::info!("cannot open a DTLS link to {addr}: one exists already");
                 if active {
@@ -1151,7 +1183,7 @@ impl Driver {
                 }
                 return;
             }
-            r.insert(addr, in_tx);
+            r.insert((addr, via_relay), in_tx);
         }
         let (tx, rx) = mpsc::channel(256);
         let params = dtls::LinkParams {
@@ -1164,6 +1196,7 @@ impl Driver {
             first,
             sock: self.udp.clone(),
             routes: self.routes.clone(),
+            via_relay,
         };
         let span = tracing::info_span!("link", id = link.0, %addr, dir = if active { "out" } else { "in" }, proto = "dtls");
         let task =
@@ -1179,25 +1212,29 @@ impl Driver {
                 rto_ms: 500.0,
                 failing: false,
                 task: Some(task),
-                proto: "dtls",
+                proto: if via_relay { "dtls-relayed" } else { "dtls" },
             },
         );
     }
 
     fn dtls_report(&mut self, r: dtls::Report) {
         match r {
-            dtls::Report::Incoming { from, first } => {
+            dtls::Report::Incoming {
+                from,
+                via_relay,
+                first,
+            } => {
                 let live = self
                     .routes
                     .lock()
                     .ok()
-                    .and_then(|r| r.get(&from).cloned())
+                    .and_then(|r| r.get(&(from, via_relay)).cloned())
                     .filter(|t| !t.is_closed());
                 match live {
                     Some(tx) => {
                         let _ = tx.try_send(first);
                     }
-                    None => self.open_dtls(None, from, false, Some(first)),
+                    None => self.open_dtls(None, from, false, Some(first), via_relay),
                 }
             }
             dtls::Report::Up { link, peer } => self.arrival(Arrival::Up { link, peer }),
@@ -1232,7 +1269,7 @@ impl Driver {
                         "ICE: nominated {a} for Node-ID {}",
                         hex::encode(peer.to_array())
                     );
-                    self.open_dtls(Some(peer), a, true, None)
+                    self.open_dtls(Some(peer), a, true, None, false)
                 }
                 (None, Some(t)) => {
                     tracing::info!("ICE: no DTLS candidate answered; TLS fallback to {t}");
@@ -1290,7 +1327,11 @@ impl Driver {
             "overlay": self.cfg.overlay,
             "user": self.cfg.user,
             "listen": self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            "listen_udp": self.udp.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "listen_udp": self.udp.sock.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "candidates": {
+                "srflx": self.srflx_seen.map(|a| a.to_string()),
+                "relayed": self.relayed_seen.map(|a| a.to_string()),
+            },
             "joined": self.node.is_joined(),
             "successors": table.successors().iter().map(hexid).collect::<Vec<_>>(),
             "predecessors": table.predecessors().iter().map(hexid).collect::<Vec<_>>(),
