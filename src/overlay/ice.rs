@@ -4,7 +4,8 @@
 //! * Gathering: a host candidate (the advertised overlay address) and a server-reflexive one,
 //!   learned from STUN Binding requests to known peers — every p2psip node answers STUN
 //!   Binding on its overlay UDP port ([`super::dtls::run_mux`]). Both are DTLS-UDP-SR; a
-//!   TLS-TCP-FH-NO-ICE host candidate follows as a fallback for peers that only run TLS.
+//!   TLS-TCP-FH-NO-ICE host candidate follows as a fallback for peers that only run TLS, and a
+//!   relayed one (TURN allocation) last.
 //! * Checks: the Attach requester sends STUN Binding requests to every DTLS-UDP-SR candidate
 //!   of the answer, paced and retransmitted; the answerer, once it has answered, sends Binding
 //!   requests towards the requester's candidates, which opens its own NAT's pinhole (the
@@ -20,7 +21,7 @@
 //! USERNAME/MESSAGE-INTEGRITY (the DTLS handshake with Node-ID certificates authenticates the
 //! peer right after nomination), there is no pair-priority ordering beyond "highest remote
 //! priority that answered", no ICE-CONTROLLING tie-breaker (the Attach requester always
-//! controls), and no relayed candidates yet (TURN: see docs/DEPLOY.md).
+//! controls). Relayed candidates come from [`super::turn`] when `overlay.turn_server` is set.
 
 use super::turn::UdpOut;
 use reload::node::msg::Candidate;
