@@ -17,7 +17,7 @@
 //! [`IceAgent`] is the reusable part (for AppAttach too): give it remote candidates, it
 //! returns the nominated address.
 //!
-//! Deviations from RFC 8445 (documented in docs/CONFORMANCE.md): checks carry no
+//! Deviations from RFC 8445 (listed in docs/DEPLOY.md, "Deviations and limits"): checks carry no
 //! USERNAME/MESSAGE-INTEGRITY (the DTLS handshake with Node-ID certificates authenticates the
 //! peer right after nomination), there is no pair-priority ordering beyond "highest remote
 //! priority that answered", no ICE-CONTROLLING tie-breaker (the Attach requester always
