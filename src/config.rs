@@ -174,6 +174,13 @@ pub struct OverlaySection {
     pub discovery: DiscoverySection,
     /// Joining by enrollment, and the enrollment server of a node that holds the CA.
     pub enrollment: EnrollmentSection,
+    /// Link protocol for the links this node opens: "tls" (TLS-TCP-FH-NO-ICE, the default)
+    /// or "dtls" (DTLS-UDP-SR with candidates and checks: it crosses NATs). Nodes accept
+    /// both on `listen` (TCP and UDP).
+    pub link: String,
+    /// TURN server ("IP:port", UDP, anonymous allocations) for a relayed candidate on DTLS
+    /// links; empty: none.
+    pub turn_server: String,
 }
 
 /// `overlay.enrollment:` section (docs/SECURITY.md "Joining with a password").
@@ -231,6 +238,8 @@ impl Default for OverlaySection {
             max_message_size: 65_536,
             discovery: DiscoverySection::default(),
             enrollment: EnrollmentSection::default(),
+            link: "tls".into(),
+            turn_server: String::new(),
         }
     }
 }
@@ -377,6 +386,10 @@ pub struct Loaded {
     pub admin_listen: Option<SocketAddr>,
     /// Parsed discovery settings (`None` = off).
     pub discovery: Option<(std::net::SocketAddrV4, std::net::Ipv4Addr)>,
+    /// Parsed `overlay.link`.
+    pub link: crate::overlay::LinkProtocol,
+    /// Parsed `overlay.turn_server`.
+    pub turn_server: Option<SocketAddr>,
 }
 
 impl Loaded {
@@ -595,6 +608,28 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
             message: format!("expected 64 hex digits (SHA-256 of the CA certificate); found {f:?}"),
         });
     }
+    let link = match config.overlay.link.as_str() {
+        "tls" => crate::overlay::LinkProtocol::Tls,
+        "dtls" => crate::overlay::LinkProtocol::Dtls,
+        other => {
+            problems.push(Problem {
+                key: "overlay.link".into(),
+                message: format!("expected \"tls\" or \"dtls\"; found {other:?}"),
+            });
+            crate::overlay::LinkProtocol::Tls
+        }
+    };
+    let turn_server = if config.overlay.turn_server.is_empty() {
+        None
+    } else {
+        addrs(
+            std::slice::from_ref(&config.overlay.turn_server),
+            "overlay.turn_server",
+            &mut problems,
+        )
+        .first()
+        .copied()
+    };
     let d = &config.overlay.discovery;
     let discovery = if d.enabled {
         let group = d
@@ -638,6 +673,8 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
         bootstrap,
         admin_listen,
         discovery,
+        link,
+        turn_server,
     })
 }
 

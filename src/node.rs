@@ -99,6 +99,8 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
             max_message_size: c.overlay.max_message_size,
             peer_cache: Some(data_dir.join("peers.txt")),
             user: identity.user.clone(),
+            link: loaded.link,
+            turn_server: loaded.turn_server,
         },
         identity.clone(),
     )

@@ -11,7 +11,10 @@
 //! other with certificates, so the security properties are the same.
 
 pub mod discovery;
+pub mod dtls;
+pub mod ice;
 pub mod link;
+pub mod turn;
 
 use crate::pki::local::Identity;
 use link::LinkEvent;
@@ -50,6 +53,20 @@ pub struct OverlayConfig {
     pub peer_cache: Option<PathBuf>,
     /// Our user name (in our certificate).
     pub user: String,
+    /// Link protocol of the links this node opens (it accepts both).
+    pub link: LinkProtocol,
+    /// TURN server for a relayed candidate (DTLS links only), if any.
+    pub turn_server: Option<SocketAddr>,
+}
+
+/// The overlay link protocol a node uses for the links it opens (RFC 6940 6.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinkProtocol {
+    /// TLS over TCP with the framing header, no ICE (TLS-TCP-FH-NO-ICE).
+    #[default]
+    Tls,
+    /// DTLS over UDP with simple reliability (DTLS-UDP-SR), candidates and checks.
+    Dtls,
 }
 
 /// Milliseconds since the Unix epoch: the engine's clock.
@@ -273,10 +290,21 @@ pub async fn start(
     cfg: OverlayConfig,
     identity: Arc<Identity>,
 ) -> std::io::Result<(OverlayHandle, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind(cfg.listen).await?;
+    let (listener, udp) = bind_pair(cfg.listen).await?;
     let local_addr = listener.local_addr()?;
+    let relay = match (cfg.turn_server, cfg.link) {
+        (Some(s), LinkProtocol::Dtls) => Some(Arc::new(turn::Relay::new(s))),
+        _ => None,
+    };
+    let udp = Arc::new(turn::UdpOut {
+        sock: Arc::new(udp),
+        relay: relay.clone(),
+    });
+    if let Some(r) = &relay {
+        tokio::spawn(turn::run(udp.clone(), r.clone()));
+    }
     tracing::info!(
-        "overlay {} listening on tls {local_addr}, Node-ID {}",
+        "overlay {} listening on tls {local_addr}, dtls {local_addr}, Node-ID {}",
         cfg.overlay,
         hex::encode(identity.node_id.to_array())
     );
@@ -337,10 +365,20 @@ pub async fn start(
             format!("joining the overlay through {bootstrap:?}")
         }
     );
+    let host = advertised(local_addr, &bootstrap);
+    let ice_state = ice::SharedIce::default();
+    if cfg.link == LinkProtocol::Dtls && !bootstrap.is_empty() {
+        tokio::spawn(ice::gather(udp.clone(), bootstrap.clone()));
+    }
     let ncfg = NodeConfig {
+        local_candidates: if cfg.link == LinkProtocol::Dtls {
+            ice::local_candidates(host, None, None)
+        } else {
+            Vec::new()
+        },
         overlay: cfg.overlay.clone(),
         first_node,
-        local_addr: advertised(local_addr, &bootstrap),
+        local_addr: host,
         bootstrap,
         user: Some(cfg.user.clone()),
         // Timers suited to a LAN of desk phones (the defaults are for the Internet).
@@ -385,7 +423,24 @@ pub async fn start(
         (tls_client, tls_server)
     };
     let (ev_tx, ev_rx) = mpsc::channel(1024);
+    let routes = dtls::Routes::default();
+    let (dtls_tx, dtls_rx) = mpsc::channel(1024);
+    tokio::spawn(dtls::run_mux(
+        udp.clone(),
+        routes.clone(),
+        dtls_tx.clone(),
+        Some(ice::stun_hook(ice_state.clone(), host)),
+    ));
     let driver = Driver {
+        ice: ice_state,
+        host,
+        srflx_seen: None,
+        relay,
+        relayed_seen: None,
+        udp,
+        routes,
+        dtls_tx,
+        dtls_rx,
         node,
         cfg,
         identity,
@@ -407,6 +462,22 @@ pub async fn start(
     // the driver runs as a local task on the thread that runs the node (see main.rs).
     let task = tokio::task::spawn_local(driver.run());
     Ok((handle, task))
+}
+
+/// Binds the TCP listener and the UDP socket of the overlay on the same address and port
+/// (port 0: a port free for both).
+async fn bind_pair(listen: SocketAddr) -> std::io::Result<(TcpListener, tokio::net::UdpSocket)> {
+    let mut last = None;
+    for _ in 0..20 {
+        let l = TcpListener::bind(listen).await?;
+        let a = l.local_addr()?;
+        match tokio::net::UdpSocket::bind(a).await {
+            Ok(u) => return Ok((l, u)),
+            Err(e) if listen.port() == 0 => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no port free for both TCP and UDP")))
 }
 
 /// The address we offer others as our host candidate: the listen address, or for a wildcard
@@ -445,6 +516,8 @@ struct LinkState {
     rto_ms: f64,
     failing: bool,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// "tls" or "dtls".
+    proto: &'static str,
 }
 
 #[cfg(test)]
@@ -516,6 +589,15 @@ fn code_name(c: u16) -> &'static str {
 }
 
 struct Driver {
+    ice: ice::SharedIce,
+    host: SocketAddr,
+    srflx_seen: Option<SocketAddr>,
+    relay: Option<Arc<turn::Relay>>,
+    relayed_seen: Option<SocketAddr>,
+    udp: Arc<turn::UdpOut>,
+    routes: dtls::Routes,
+    dtls_tx: mpsc::Sender<dtls::Report>,
+    dtls_rx: mpsc::Receiver<dtls::Report>,
     node: Node,
     cfg: OverlayConfig,
     identity: Arc<Identity>,
@@ -614,6 +696,7 @@ impl Driver {
                     None => { self.node.leave(now()); self.flush(); return; }
                 },
                 ev = self.events.recv() => if let Some(ev) = ev { self.arrival(ev) },
+                r = self.dtls_rx.recv() => if let Some(r) = r { self.dtls_report(r) },
                 acc = self.listener.accept() => match acc {
                     Ok((sock, addr)) => self.accepted(sock, addr),
                     Err(e) => tracing::warn!("overlay accept failed: {e}"),
@@ -763,6 +846,28 @@ impl Driver {
     }
 
     fn flush(&mut self) {
+        if self.cfg.link == LinkProtocol::Dtls {
+            let srflx = self.ice.lock().ok().and_then(|s| s.srflx);
+            let relayed = self.relay.as_ref().and_then(|r| r.relayed());
+            if srflx != self.srflx_seen || relayed != self.relayed_seen {
+                self.srflx_seen = srflx;
+                self.relayed_seen = relayed;
+                self.node
+                    .set_local_candidates(ice::local_candidates(self.host, srflx, relayed));
+            }
+        }
+        while let Some((_, a)) = self.node.poll_attach_answered() {
+            let targets: Vec<SocketAddr> = a
+                .candidates
+                .iter()
+                .filter(|c| c.link == reload::wire::OverlayLinkType::DTLS_UDP_SR)
+                .map(|c| c.addr)
+                .collect();
+            self.permit(&targets);
+            if !targets.is_empty() {
+                tokio::spawn(ice::punch(self.udp.clone(), targets));
+            }
+        }
         while let Some(o) = self.node.poll_output() {
             match o {
                 Output::Send { link, bytes } => {
@@ -838,7 +943,53 @@ impl Driver {
         }
     }
 
+    /// Opens a link for the engine's Connect: over the candidates of the peer's Attach when
+    /// there is one (connectivity checks for DTLS-UDP-SR, else its TLS candidate).
     fn connect(&mut self, peer: Option<NodeId>, addr: SocketAddr) {
+        use reload::wire::OverlayLinkType as L;
+        let cands = peer
+            .and_then(|p| self.node.remote_attach(p))
+            .map(|a| a.candidates.clone())
+            .unwrap_or_default();
+        let tls = cands
+            .iter()
+            .filter(|c| c.link == L::TLS_TCP_FH_NO_ICE)
+            .max_by_key(|c| c.priority)
+            .map(|c| c.addr);
+        let has_dtls = cands.iter().any(|c| c.link == L::DTLS_UDP_SR);
+        match (self.cfg.link, peer) {
+            (LinkProtocol::Dtls, Some(p)) if has_dtls => {
+                let addrs: Vec<SocketAddr> = cands.iter().map(|c| c.addr).collect();
+                self.permit(&addrs);
+                let agent = ice::IceAgent::new(self.udp.clone(), self.ice.clone());
+                let tx = self.dtls_tx.clone();
+                tokio::spawn(async move {
+                    let nominated = agent.check(&cands, Duration::from_secs(5)).await;
+                    let _ = tx
+                        .send(dtls::Report::Checked {
+                            peer: p,
+                            nominated,
+                            fallback: tls,
+                            addr,
+                        })
+                        .await;
+                });
+            }
+            (LinkProtocol::Dtls, None) => self.open_dtls(None, addr, true, None, false),
+            _ => self.connect_tls(peer, tls.unwrap_or(addr)),
+        }
+    }
+
+    /// Lets the addresses of a peer's candidates send to us through our TURN relay.
+    fn permit(&self, addrs: &[SocketAddr]) {
+        if let Some(r) = &self.relay {
+            let ips: Vec<std::net::IpAddr> = addrs.iter().map(|a| a.ip()).collect();
+            let (r, out) = (r.clone(), self.udp.clone());
+            tokio::spawn(async move { r.permit(&out, ips).await });
+        }
+    }
+
+    fn connect_tls(&mut self, peer: Option<NodeId>, addr: SocketAddr) {
         let link = self.new_link();
         let cfg = match crate::pki::tls::client_config(&self.identity, peer) {
             Ok(mut c) => {
@@ -923,6 +1074,7 @@ impl Driver {
                 rto_ms: 1000.0,
                 failing: false,
                 task: Some(task),
+                proto: "tls",
             },
         );
     }
@@ -989,6 +1141,7 @@ impl Driver {
                 rto_ms: 1000.0,
                 failing: false,
                 task: Some(task),
+                proto: "tls",
             },
         );
     }
@@ -1070,6 +1223,133 @@ impl Driver {
         }
     }
 
+    /// Starts a DTLS link task (we dial when `active`; else `first` is the peer's ClientHello).
+    fn open_dtls(
+        &mut self,
+        peer: Option<NodeId>,
+        addr: SocketAddr,
+        active: bool,
+        first: Option<Vec<u8>>,
+        via_relay: bool,
+    ) {
+        let link = self.new_link();
+        let (in_tx, in_rx) = mpsc::channel(256);
+        if let Ok(mut r) = self.routes.lock() {
+            if r.get(&(addr, via_relay)).is_some_and(|t| !t.is_closed()) {
+                drop(r);
+                tracing::info!("cannot open a DTLS link to {addr}: one exists already");
+                if active {
+                    self.node
+                        .handle_input(now(), Input::ConnectFailed { peer, addr });
+                }
+                return;
+            }
+            r.insert((addr, via_relay), in_tx);
+        }
+        let (tx, rx) = mpsc::channel(256);
+        let params = dtls::LinkParams {
+            link,
+            addr,
+            active,
+            expected: peer,
+            identity: self.identity.clone(),
+            max_message: self.cfg.max_message_size,
+            first,
+            sock: self.udp.clone(),
+            routes: self.routes.clone(),
+            via_relay,
+        };
+        let span = tracing::info_span!("link", id = link.0, %addr, dir = if active { "out" } else { "in" }, proto = "dtls");
+        let task =
+            tokio::spawn(dtls::run_link(params, in_rx, rx, self.dtls_tx.clone()).instrument(span));
+        self.links.insert(
+            link,
+            LinkState {
+                tx: Some(tx),
+                peer: None,
+                addr,
+                outgoing: active,
+                srtt_ms: None,
+                rto_ms: 500.0,
+                failing: false,
+                task: Some(task),
+                proto: if via_relay { "dtls-relayed" } else { "dtls" },
+            },
+        );
+    }
+
+    fn dtls_report(&mut self, r: dtls::Report) {
+        match r {
+            dtls::Report::Incoming {
+                from,
+                via_relay,
+                first,
+            } => {
+                let live = self
+                    .routes
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.get(&(from, via_relay)).cloned())
+                    .filter(|t| !t.is_closed());
+                match live {
+                    Some(tx) => {
+                        let _ = tx.try_send(first);
+                    }
+                    None => self.open_dtls(None, from, false, Some(first), via_relay),
+                }
+            }
+            dtls::Report::Up { link, peer } => self.arrival(Arrival::Up { link, peer }),
+            dtls::Report::Failed {
+                link,
+                peer,
+                addr,
+                why,
+                outgoing,
+            } => {
+                if outgoing {
+                    self.arrival(Arrival::ConnectFailed {
+                        link,
+                        peer,
+                        addr,
+                        why,
+                    });
+                } else {
+                    tracing::info!("refused a DTLS association from {addr}: {why}");
+                    self.links.remove(&link);
+                }
+            }
+            dtls::Report::Link(e) => self.arrival(Arrival::Link(e)),
+            dtls::Report::Checked {
+                peer,
+                nominated,
+                fallback,
+                addr,
+            } => match (nominated, fallback) {
+                (Some(a), _) => {
+                    tracing::info!(
+                        "ICE: nominated {a} for Node-ID {}",
+                        hex::encode(peer.to_array())
+                    );
+                    self.open_dtls(Some(peer), a, true, None, false)
+                }
+                (None, Some(t)) => {
+                    tracing::info!("ICE: no DTLS candidate answered; TLS fallback to {t}");
+                    self.connect_tls(Some(peer), t)
+                }
+                (None, None) => {
+                    tracing::info!("ICE: no candidate of {addr} answered");
+                    self.node.handle_input(
+                        now(),
+                        Input::ConnectFailed {
+                            peer: Some(peer),
+                            addr,
+                        },
+                    );
+                }
+            },
+        }
+    }
+
     fn save_cache(&self) {
         if let Some(p) = &self.cfg.peer_cache {
             let mut s = String::new();
@@ -1095,6 +1375,7 @@ impl Driver {
                     "peer": l.peer.as_ref().map(hexid),
                     "addr": l.addr.to_string(),
                     "direction": if l.outgoing { "out" } else { "in" },
+                    "protocol": l.proto,
                     "state": if l.peer.is_none() { "connecting" } else if l.failing { "failing" } else { "up" },
                     "srtt_ms": l.srtt_ms,
                     "rto_ms": l.rto_ms,
@@ -1107,6 +1388,11 @@ impl Driver {
             "overlay": self.cfg.overlay,
             "user": self.cfg.user,
             "listen": self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "listen_udp": self.udp.sock.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "candidates": {
+                "srflx": self.srflx_seen.map(|a| a.to_string()),
+                "relayed": self.relayed_seen.map(|a| a.to_string()),
+            },
             "joined": self.node.is_joined(),
             "successors": table.successors().iter().map(hexid).collect::<Vec<_>>(),
             "predecessors": table.predecessors().iter().map(hexid).collect::<Vec<_>>(),

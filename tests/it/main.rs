@@ -9,6 +9,7 @@ mod decode;
 mod diag;
 mod harness;
 mod join;
+mod nat;
 mod node_start;
 mod overlay;
 mod overlay_calls;

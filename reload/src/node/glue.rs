@@ -392,7 +392,7 @@ fn chord_update(u: &ChordUpdate) -> wire::ChordUpdate {
 }
 
 fn attach(a: &msg::Attach) -> wire::AttachReqAns {
-    use wire::attach::{CandType, IceCandidate, OverlayLinkType};
+    use wire::attach::{CandType, IceCandidate};
     wire::AttachReqAns {
         ufrag: Opaque(a.ufrag.clone()),
         password: Opaque(a.password.clone()),
@@ -400,17 +400,25 @@ fn attach(a: &msg::Attach) -> wire::AttachReqAns {
         candidates: a
             .candidates
             .iter()
-            .map(|c| IceCandidate {
-                addr_port: c.addr.into(),
-                // The links p2psip runs today are TLS over TCP with the framing header and no
-                // ICE (RFC 6940 6.6.5): the candidate is the passive listener itself. When
-                // DTLS-UDP-SR with ICE lands, this comes from the link layer's candidates.
-                overlay_link: OverlayLinkType::TLS_TCP_FH_NO_ICE,
-                foundation: Opaque(b"1".to_vec()),
-                priority: (126 << 24) | (65535 << 8) | 255,
-                cand_type: CandType::HOST,
-                rel_addr_port: None,
-                extensions: Vec::new(),
+            .map(|c| {
+                // A related address must be present exactly for non-host types.
+                let rel = match c.cand_type.has_related_address() {
+                    Some(true) => Some(c.related.unwrap_or(c.addr).into()),
+                    _ => None,
+                };
+                IceCandidate {
+                    addr_port: c.addr.into(),
+                    overlay_link: c.link,
+                    foundation: Opaque(c.foundation.clone()),
+                    priority: c.priority,
+                    cand_type: if rel.is_none() {
+                        CandType::HOST
+                    } else {
+                        c.cand_type
+                    },
+                    rel_addr_port: rel,
+                    extensions: Vec::new(),
+                }
             })
             .collect(),
         send_update: a.send_update,
@@ -629,8 +637,16 @@ pub fn decode_body(
                 candidates: a
                     .candidates
                     .iter()
-                    .filter_map(|c| c.addr_port.socket_addr())
-                    .map(|addr| msg::Candidate { addr })
+                    .filter_map(|c| {
+                        Some(msg::Candidate {
+                            addr: c.addr_port.socket_addr()?,
+                            link: c.overlay_link,
+                            cand_type: c.cand_type,
+                            related: c.rel_addr_port.as_ref().and_then(|r| r.socket_addr()),
+                            priority: c.priority,
+                            foundation: c.foundation.0.clone(),
+                        })
+                    })
                     .collect(),
                 send_update: a.send_update,
             };

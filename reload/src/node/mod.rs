@@ -129,6 +129,12 @@ pub struct NodeConfig {
     pub bootstrap: Vec<SocketAddr>,
     /// Our own address, offered as host candidate.
     pub local_addr: SocketAddr,
+    /// The candidates our Attaches offer (empty: one TLS-TCP-FH-NO-ICE host candidate at
+    /// `local_addr`). The driver may change them with [`Node::set_local_candidates`].
+    pub local_candidates: Vec<Candidate>,
+    /// ICE username fragment and password our Attaches carry (`None`: derived from the
+    /// Node-ID).
+    pub ice_credentials: Option<(Vec<u8>, Vec<u8>)>,
     /// Known Kinds.
     pub kinds: KindRegistry,
     /// Secret for the test crypto provider (simulator).
@@ -159,6 +165,8 @@ impl Default for NodeConfig {
             first_node: false,
             bootstrap: Vec::new(),
             local_addr: SocketAddr::from(([127, 0, 0, 1], 6084)),
+            local_candidates: Vec::new(),
+            ice_credentials: None,
             kinds: KindRegistry::default(),
             test_secret: b"p2psip-test".to_vec(),
             user: None,
@@ -414,6 +422,10 @@ pub struct Node {
     answered: HashMap<u64, CachedAnswer>,
     answered_order: VecDeque<(Time, u64)>,
     attaching: BTreeSet<NodeId>,
+    /// The Attach answers behind our Connects (for ICE in the driver).
+    remote_attaches: BTreeMap<NodeId, Attach>,
+    /// Attach requests we answered, for the driver.
+    attach_answered: std::collections::VecDeque<(NodeId, Attach)>,
     want_update_on_link: BTreeSet<NodeId>,
     finger_wait: BTreeMap<NodeId, Vec<usize>>,
     dead: BTreeMap<NodeId, Time>,
@@ -500,6 +512,8 @@ impl Node {
             answered: HashMap::new(),
             answered_order: VecDeque::new(),
             attaching: BTreeSet::new(),
+            remote_attaches: BTreeMap::new(),
+            attach_answered: std::collections::VecDeque::new(),
             want_update_on_link: BTreeSet::new(),
             finger_wait: BTreeMap::new(),
             dead: BTreeMap::new(),
@@ -980,19 +994,45 @@ impl Node {
     // ----------------------------------------------------------------- sending
 
     fn attach_body(&self, request: bool, send_update: bool) -> Attach {
+        let (ufrag, password) = self.cfg.ice_credentials.clone().unwrap_or_else(|| {
+            (
+                self.me.to_array()[..4].to_vec(),   // ok: 16-byte array
+                self.me.to_array()[4..12].to_vec(), // ok: 16-byte array
+            )
+        });
         Attach {
-            ufrag: self.me.to_array()[..4].to_vec(), // ok: 16-byte array
-            password: self.me.to_array()[4..12].to_vec(), // ok: 16-byte array
+            ufrag,
+            password,
             role: if request {
                 b"passive".to_vec()
             } else {
                 b"active".to_vec()
             },
-            candidates: vec![Candidate {
-                addr: self.cfg.local_addr,
-            }],
+            candidates: if self.cfg.local_candidates.is_empty() {
+                vec![Candidate::tls_host(self.cfg.local_addr)]
+            } else {
+                self.cfg.local_candidates.clone()
+            },
             send_update,
         }
+    }
+
+    /// Replaces the candidates our Attaches offer (the driver learns server-reflexive and
+    /// relayed addresses after start).
+    pub fn set_local_candidates(&mut self, candidates: Vec<Candidate>) {
+        self.cfg.local_candidates = candidates;
+    }
+
+    /// The Attach (candidates and ICE credentials) of `peer` behind the last
+    /// [`Output::Connect`] for it: the driver runs ICE over all of them.
+    pub fn remote_attach(&self, peer: NodeId) -> Option<&Attach> {
+        self.remote_attaches.get(&peer)
+    }
+
+    /// The next Attach request we answered: the requester and its Attach (the driver lets
+    /// ICE checks and NAT pinholes go towards its candidates). At most 64 are kept.
+    pub fn poll_attach_answered(&mut self) -> Option<(NodeId, Attach)> {
+        self.attach_answered.pop_front()
     }
 
     fn encode_signed(&mut self, txid: u64, body: &Body) -> Vec<u8> {
@@ -1652,6 +1692,10 @@ impl Node {
                 time: now.0,
             },
             Body::AttachReq(a) => {
+                if self.attach_answered.len() >= 64 {
+                    self.attach_answered.pop_front();
+                }
+                self.attach_answered.push_back((sender, a.clone()));
                 if a.send_update {
                     // Sent once the link is up, and never before this answer.
                     self.want_update_on_link.insert(sender);
@@ -2124,7 +2168,11 @@ impl Node {
     }
 
     fn connect(&mut self, peer: NodeId, a: &Attach) {
-        if let Some(c) = a.candidates.first() {
+        if let Some(c) = a.candidates.iter().max_by_key(|c| c.priority) {
+            if self.remote_attaches.len() >= 256 {
+                self.remote_attaches.pop_first();
+            }
+            self.remote_attaches.insert(peer, a.clone());
             self.attaching.insert(peer);
             self.out.push_back(Output::Connect {
                 peer: Some(peer),

@@ -17,11 +17,35 @@ pub struct Security {
     pub signature: SignatureParts,
 }
 
-/// A host candidate: the only ICE candidate type the engine produces.
+/// An ICE candidate of an Attach (RFC 6940 6.5.1.1) in engine form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     /// Transport address.
     pub addr: std::net::SocketAddr,
+    /// Overlay link protocol (`OverlayLinkType`).
+    pub link: crate::wire::OverlayLinkType,
+    /// host, srflx or relay.
+    pub cand_type: crate::wire::CandType,
+    /// Related address (the base of srflx, the mapped address of relay); `None` for host.
+    pub related: Option<std::net::SocketAddr>,
+    /// ICE priority (RFC 8445 5.1.2).
+    pub priority: u32,
+    /// ICE foundation.
+    pub foundation: Vec<u8>,
+}
+
+impl Candidate {
+    /// A host candidate of a TLS-TCP-FH-NO-ICE passive listener at `addr`.
+    pub fn tls_host(addr: std::net::SocketAddr) -> Self {
+        Candidate {
+            addr,
+            link: crate::wire::OverlayLinkType::TLS_TCP_FH_NO_ICE,
+            cand_type: crate::wire::CandType::HOST,
+            related: None,
+            priority: (126 << 24) | (65535 << 8) | 255,
+            foundation: b"1".to_vec(),
+        }
+    }
 }
 
 /// AttachReqAns (RFC 6940 6.5.1).

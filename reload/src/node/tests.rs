@@ -864,3 +864,37 @@ fn undecodable_app_attach_request_gets_error() {
     let (code, _) = net.nodes[1].usage_app_attach(&[1, 2, 3]);
     assert_eq!(code, msg::code::ERROR);
 }
+
+#[test]
+fn attach_candidates_keep_type_priority_and_link_through_the_wire() {
+    use crate::wire::{CandType, OverlayLinkType};
+    let host: SocketAddr = "10.0.0.2:6084".parse().unwrap();
+    let a = msg::Attach {
+        ufrag: b"abcd".to_vec(),
+        password: b"0123456789abcdef012345".to_vec(),
+        role: b"passive".to_vec(),
+        candidates: vec![
+            msg::Candidate {
+                addr: host,
+                link: OverlayLinkType::DTLS_UDP_SR,
+                cand_type: CandType::HOST,
+                related: None,
+                priority: 2_130_706_431,
+                foundation: b"1".to_vec(),
+            },
+            msg::Candidate {
+                addr: "203.0.113.9:40000".parse().unwrap(),
+                link: OverlayLinkType::DTLS_UDP_SR,
+                cand_type: CandType::SRFLX,
+                related: Some(host),
+                priority: 1_694_498_815,
+                foundation: b"2".to_vec(),
+            },
+            msg::Candidate::tls_host(host),
+        ],
+        send_update: true,
+    };
+    let (code, bytes) = glue::encode_body(&Body::AttachReq(a.clone()));
+    let back = glue::decode_body(code, &bytes, &KindRegistry::default(), &[]).unwrap();
+    assert_eq!(back, Body::AttachReq(a));
+}

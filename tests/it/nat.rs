@@ -1,0 +1,216 @@
+//! The NAT lab (deploy/lab/nat.sh): three office hosts on a bridge and two hosts each behind
+//! its own MASQUERADE NAT, one p2psip node in each, links DTLS-UDP-SR with candidates and
+//! checks. The two NATed nodes must link to each other directly (server-reflexive
+//! candidates, checks from both sides) and store/fetch through the overlay.
+//! Skipped, with the reason, where network namespaces or iptables are not available.
+
+use crate::harness::bin;
+use crate::overlay::wait_for;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+struct Lab {
+    script: PathBuf,
+    dir: tempfile::TempDir,
+    prefix: String,
+    env: Vec<(&'static str, &'static str)>,
+}
+
+impl Lab {
+    fn cmd(&self, args: &[&str]) -> Output {
+        Command::new("bash")
+            .arg(&self.script)
+            .args(args)
+            .env("P2PSIP", bin())
+            .env("LAB_DIR", self.dir.path())
+            .env("PREFIX", &self.prefix)
+            .envs(self.env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run nat.sh")
+    }
+
+    /// GET/POST on host `h`'s admin port (inside its namespace); the body.
+    fn http(&self, h: &str, path: &str, post: Option<&str>) -> Option<String> {
+        let url = format!("http://127.0.0.1:9060{path}");
+        let mut args = vec!["exec", h, "curl", "-s", "-f", "--max-time", "3"];
+        if let Some(b) = post {
+            args.extend(["-X", "POST", "--data-binary", b]);
+        }
+        args.push(&url);
+        let o = self.cmd(&args);
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
+    fn status(&self, h: &str) -> Option<Value> {
+        serde_json::from_str(&self.http(h, "/status", None)?).ok()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let o = self.cmd(&["down"]);
+        if std::thread::panicking() {
+            for h in ["o1", "o2", "o3", "h1", "h2"] {
+                let log = std::fs::read_to_string(self.dir.path().join(h).join("log"))
+                    .unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                eprintln!(
+                    "--- {h} log (last lines, newest first)\n{}",
+                    tail.join("\n")
+                );
+            }
+        }
+        let _ = o;
+    }
+}
+
+fn netns_permitted(probe: &str) -> bool {
+    let ok = Command::new("ip")
+        .args(["netns", "add", probe])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        let _ = Command::new("ip").args(["netns", "del", probe]).status();
+    }
+    ok
+}
+
+#[test]
+fn natted_nodes_link_directly_and_store_fetch() {
+    nat_lab("p2t", &[], "10.77.0.22:");
+}
+
+/// Both NATs symmetric and coturn on o3: the server-reflexive candidates are useless between
+/// h1 and h2, so their link runs through one of their TURN relays (10.77.0.13:49152-49999).
+#[test]
+fn natted_nodes_behind_symmetric_nats_link_through_a_turn_relay() {
+    if Command::new("turnserver")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("SKIPPED: coturn is not installed (apt-get install coturn)");
+        return;
+    }
+    nat_lab("p2s", &[("SYMMETRIC", "1"), ("TURN", "1")], "10.77.0.13:4");
+}
+
+/// Runs the lab with `env`; the link between h1 and h2 must use an address starting with
+/// `via` on one side.
+fn nat_lab(tag: &str, env: &[(&'static str, &'static str)], via: &str) {
+    let prefix = format!("{tag}{}", std::process::id() % 100_000);
+    if !netns_permitted(&format!("{prefix}-probe")) {
+        eprintln!(
+            "SKIPPED: `ip netns add` is not permitted here (needs root or CAP_SYS_ADMIN): the NAT lab cannot run"
+        );
+        return;
+    }
+    if !Command::new("iptables")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+        || !Command::new("curl")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        eprintln!("SKIPPED: iptables or curl is not installed (apt-get install iptables curl)");
+        return;
+    }
+    let lab = Lab {
+        script: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/lab/nat.sh"),
+        dir: tempfile::tempdir().unwrap(),
+        prefix,
+        env: env.to_vec(),
+    };
+    let up = lab.cmd(&["up"]);
+    assert!(
+        up.status.success(),
+        "nat.sh up failed: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let id = |h: &str| -> String {
+        wait_for(
+            &format!("{h} to answer /status"),
+            Duration::from_secs(20),
+            || lab.status(h)?["node_id"].as_str().map(String::from),
+        )
+    };
+    let (h1, h2) = (id("h1"), id("h2"));
+    // Every node joins; each NATed node has an up DTLS link to the other one.
+    let linked = |a: &str, b: &str| {
+        lab.status(a).is_some_and(|s| {
+            s["joined"] == Value::Bool(true)
+                && s["links"].as_array().is_some_and(|ls| {
+                    ls.iter().any(|l| {
+                        l["peer"].as_str() == Some(b)
+                            && l["state"] == "up"
+                            && l["protocol"]
+                                .as_str()
+                                .is_some_and(|p| p.starts_with("dtls"))
+                    })
+                })
+        })
+    };
+    wait_for("h1 and h2 linked directly", Duration::from_secs(60), || {
+        (linked("h1", &h2) && linked("h2", &h1)).then_some(())
+    });
+    for h in ["o1", "o2", "o3"] {
+        wait_for(&format!("{h} joined"), Duration::from_secs(30), || {
+            (lab.status(h)?["joined"] == Value::Bool(true)).then_some(())
+        });
+    }
+    // The link between h1 and h2 runs over a NAT (or relay) address, not a private one.
+    let addr_of = |a: &str, b: &str| -> String {
+        let s = lab.status(a).unwrap();
+        s["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["peer"].as_str() == Some(b))
+            .unwrap()["addr"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (a12, a21) = (addr_of("h1", &h2), addr_of("h2", &h1));
+    assert!(
+        a12.starts_with(via) || a21.starts_with(via),
+        "h1 sees h2 at {a12}, h2 sees h1 at {a21}; expected {via}*"
+    );
+    // Store at each NATed node; fetch everywhere.
+    for h in ["h1", "h2"] {
+        wait_for(&format!("store at {h}"), Duration::from_secs(30), || {
+            lab.http(h, "/debug/store", Some(&format!("value-of-{h}")))
+        });
+    }
+    for at in ["o1", "o2", "o3", "h1", "h2"] {
+        for h in ["h1", "h2"] {
+            let v = wait_for(
+                &format!("{at} fetching {h}"),
+                Duration::from_secs(30),
+                || {
+                    let b = lab.http(at, &format!("/debug/fetch?user={h}"), None)?;
+                    let v: Value = serde_json::from_str(&b).ok()?;
+                    let vals: Vec<String> = v["values"]
+                        .as_array()?
+                        .iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect();
+                    (!vals.is_empty()).then_some(vals)
+                },
+            );
+            assert_eq!(v, vec![format!("value-of-{h}")]);
+        }
+    }
+}
