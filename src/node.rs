@@ -137,7 +137,14 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         data_dir.join("calls.jsonl"),
         gateway::calllog::DEFAULT_MAX_BYTES,
     );
-    let app = Gateway::new(registrar.clone(), proxy, Some(calls));
+    let app = Gateway::new(registrar.clone(), proxy.clone(), Some(calls));
+    let issuer = local_cert_issuer(&data_dir, &identity, now);
+    let (app, pstn_plan) = match crate::pstn::start(&loaded, &proxy, &overlay, issuer.clone())
+        .map_err(NodeError::Users)?
+    {
+        Some((bridge, plan)) => (app.with_pstn(bridge), Some(plan)),
+        None => (app, None),
+    };
     let mut sip_task = tokio::spawn(sip.serve_with(app, shutdown_rx));
     tracing::info!("node is up");
     let mut signals = signals;
@@ -151,6 +158,9 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
                             registrar.set_users(u);
                         }
                         Err(e) => tracing::warn!("SIGHUP: users not reloaded, keeping the old list: {e}"),
+                    }
+                    if let Some(plan) = &pstn_plan {
+                        crate::pstn::reload(&loaded, plan, &overlay, issuer.clone());
                     }
                     continue;
                 }

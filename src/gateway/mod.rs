@@ -64,6 +64,7 @@ pub struct Gateway {
     shared: Shared,
     proxy: Proxy,
     calls: Option<calllog::CallLog>,
+    pstn: Option<crate::pstn::Bridge>,
 }
 
 impl Gateway {
@@ -74,11 +75,22 @@ impl Gateway {
             shared,
             proxy: Proxy::new(proxy),
             calls,
+            pstn: None,
         }
     }
 
+    /// Bridges calls to and from telephone numbers through `bridge` (docs/PSTN.md).
+    pub fn with_pstn(mut self, bridge: crate::pstn::Bridge) -> Self {
+        self.pstn = Some(bridge);
+        self
+    }
+
     fn write_records(&mut self, now: Instant) {
-        while let Some(rec) = self.proxy.poll_record() {
+        while let Some(rec) = self.proxy.poll_record().or_else(|| {
+            self.pstn
+                .as_mut()
+                .and_then(crate::pstn::Bridge::poll_record)
+        }) {
             tracing::info!(
                 "call {} from {} to {}: {} ({} {})",
                 rec.call_id,
@@ -192,6 +204,18 @@ impl Location for Services<'_> {
                 })
             })
             .and_then(|b| Self::binding_dest(&b))
+    }
+}
+
+impl crate::pstn::PbxServices for Services<'_> {
+    fn has_user(&mut self, user: &str) -> bool {
+        self.reg.has_user(user)
+    }
+    fn serves_host(&mut self, host: &str) -> bool {
+        self.reg.serves_host(host)
+    }
+    fn authenticate(&mut self, request: &Request, now: Instant) -> AuthVerdict {
+        Authenticator::authenticate(self, request, now)
     }
 }
 
@@ -376,6 +400,21 @@ impl Gateway {
 
 impl SipApp for Gateway {
     fn on_event(&mut self, endpoint: &mut Endpoint, now: Instant, event: Event) {
+        let event = match self.pstn.as_mut() {
+            Some(bridge) => {
+                let left = {
+                    let mut reg = self.shared.lock();
+                    let mut svc = Services { reg: &mut reg };
+                    bridge.on_event(endpoint, now, event, &mut svc)
+                };
+                self.write_records(now);
+                match left {
+                    Some(ev) => ev,
+                    None => return,
+                }
+            }
+            None => event,
+        };
         match event {
             Event::Request {
                 key,
@@ -407,11 +446,21 @@ impl SipApp for Gateway {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.proxy.poll_timeout()
+        let pstn = self
+            .pstn
+            .as_ref()
+            .and_then(crate::pstn::Bridge::poll_timeout);
+        match (self.proxy.poll_timeout(), pstn) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn on_timeout(&mut self, endpoint: &mut Endpoint, now: Instant) {
         self.proxy.handle_timeout(endpoint, now);
+        if let Some(bridge) = self.pstn.as_mut() {
+            bridge.on_timeout(endpoint, now);
+        }
         self.write_records(now);
     }
 }
