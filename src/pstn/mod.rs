@@ -86,6 +86,8 @@ pub struct Bridge {
     regs: Vec<(usize, Option<RegClient>)>,
     local: Vec<(Transport, SocketAddr)>,
     reg_check: Option<Instant>,
+    /// Records of calls refused before any trunk was tried (permissions, no route).
+    refused: std::collections::VecDeque<CallRecord>,
 }
 
 fn lock(p: &SharedPlan) -> std::sync::MutexGuard<'_, Plan> {
@@ -131,12 +133,45 @@ impl Bridge {
             regs,
             local,
             reg_check,
+            refused: Default::default(),
         }
     }
 
     /// The next finished call record of a bridged call.
     pub fn poll_record(&mut self) -> Option<CallRecord> {
-        self.b2b.poll_record()
+        self.b2b.poll_record().or_else(|| self.refused.pop_front())
+    }
+
+    /// Answers a refused outbound call and keeps a call record of it (toll fraud attempts
+    /// belong in the call log).
+    fn refuse(
+        &mut self,
+        ep: &mut Endpoint,
+        now: Instant,
+        key: &sip::transaction::TransactionKey,
+        request: &Request,
+        status: u16,
+        reason: &str,
+    ) {
+        let _ = ep.reply(now, key, status, reason);
+        let uri =
+            |n: Option<sip::message::NameAddr>| n.map(|n| n.uri.to_string()).unwrap_or_default();
+        self.refused.push_back(CallRecord {
+            call_id: request.headers.call_id().unwrap_or_default().to_owned(),
+            caller: uri(request.headers.from()),
+            callee: uri(request.headers.to()),
+            start: now,
+            answer: None,
+            end: now,
+            result: if status == 403 {
+                "refused"
+            } else {
+                "not found"
+            }
+            .to_owned(),
+            status,
+            reason: reason.to_owned(),
+        });
     }
 
     /// When [`Bridge::on_timeout`] should next run.
@@ -358,7 +393,7 @@ impl Bridge {
                 source.remote,
                 from.map(|f| f.uri.to_string()).unwrap_or_default()
             );
-            let _ = ep.reply(now, &key, 403, "Forbidden");
+            self.refuse(ep, now, &key, &request, 403, "Forbidden");
             return;
         }
         let user = match svc.authenticate(&request, now) {
@@ -393,12 +428,12 @@ impl Bridge {
             } => (number, class, trunks),
             Decision::Forbidden { number, class } => {
                 tracing::warn!(%call_id, "user {user} may not call {} number {number} (dial plan permissions): answering 403", class.as_str());
-                let _ = ep.reply(now, &key, 403, "Forbidden");
+                self.refuse(ep, now, &key, &request, 403, "Forbidden");
                 return;
             }
             Decision::NoRoute { number } => {
                 tracing::info!(%call_id, "no dial plan route for {number} (from {user}): answering 404");
-                let _ = ep.reply(now, &key, 404, "Not Found");
+                self.refuse(ep, now, &key, &request, 404, "Not Found");
                 return;
             }
         };

@@ -11,5 +11,6 @@ mod node_start;
 mod overlay;
 mod overlay_calls;
 mod pki;
+mod pstn;
 mod registrar;
 mod sip_options;

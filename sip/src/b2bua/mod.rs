@@ -94,6 +94,9 @@ struct Leg {
     /// The peer's URI on this leg (To of our requests).
     remote_uri: NameAddr,
     remote_target: Uri,
+    /// Whether `remote_target` came from the peer (a Contact); until then requests go to
+    /// `dest` (the configured trunk address or the caller's flow).
+    target_learned: bool,
     /// Route set for our requests on this leg, in the order to send.
     route_set: Vec<String>,
     local_cseq: u32,
@@ -366,6 +369,7 @@ impl B2bua {
             local_uri,
             remote_uri: from.clone(),
             remote_target,
+            target_learned: false,
             // As UAS: the Record-Route values in order (RFC 3261 12.1.1).
             route_set,
             local_cseq: cseq.seq.wrapping_add(100_000),
@@ -470,6 +474,7 @@ impl B2bua {
             local_uri: from,
             remote_uri: NameAddr::new(target.to.clone()),
             remote_target: target.uri.clone(),
+            target_learned: false,
             route_set: Vec::new(),
             local_cseq: 1,
             invite_cseq: 1,
@@ -572,6 +577,9 @@ impl B2bua {
     /// Where a request on `leg` goes: the first Route if it is an address, else the remote
     /// target if it is one, else the leg's flow.
     fn leg_dest(leg: &Leg) -> Destination {
+        if leg.route_set.is_empty() && !leg.target_learned {
+            return leg.dest;
+        }
         let hop = leg
             .route_set
             .first()
@@ -976,6 +984,7 @@ impl B2bua {
                     leg.remote_tag = resp.headers.to().and_then(|t| t.tag().map(str::to_owned));
                     if let Some(c) = first_contact(&resp.headers) {
                         leg.remote_target = c;
+                        leg.target_learned = true;
                     }
                     leg.route_set = header_values(&resp.headers, "Record-Route");
                     leg.route_set.reverse();
@@ -1009,8 +1018,10 @@ impl B2bua {
         };
         if let Some(leg) = leg
             && let Some(c) = first_contact(&resp.headers)
+            && side == Side::B
         {
             leg.remote_target = c;
+            leg.target_learned = true;
         }
     }
 
@@ -1245,6 +1256,7 @@ impl B2bua {
         b.remote_tag = remote_tag;
         if let Some(c) = first_contact(&resp.headers) {
             b.remote_target = c;
+            b.target_learned = true;
         }
         b.route_set = header_values(&resp.headers, "Record-Route");
         b.route_set.reverse();
@@ -1420,6 +1432,7 @@ impl B2bua {
             };
             if let Some(l) = from_leg {
                 l.remote_target = c;
+                l.target_learned = side == Side::B;
             }
         }
         let leg = match other {
