@@ -3,8 +3,8 @@
 #
 # First it installs what the tests need from Debian (tshark for the Wireshark checks, SIPp,
 # baresip, Kamailio, coturn, iproute2/iptables for the network-namespace lab, dnsmasq for the
-# RFC 3263 trunk test) when any of it
-# is missing; it is safe to run again. Then it runs every Rust test in the workspace.
+# RFC 3263 trunk test) when any of it is missing; it is safe to run again. Then it runs every
+# Rust test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
