@@ -20,7 +20,10 @@ fn config(trunks: &str, dialplan: &str) -> String {
          users:\n  - {{name: \"1000\", password: pw-1000}}\n  - {{name: \"1001\", password: pw-1001}}\n\
          trunks:\n{trunks}\
          dialplan:\n  failover_timeout_ms: 3000\n{dialplan}{}",
-        crate::harness::LOOPBACK_OVERLAY
+        crate::harness::LOOPBACK_OVERLAY.replace(
+            "admin:\n  listen: \"127.0.0.1:0\"\n",
+            "admin:\n  listen: \"127.0.0.1:0\"\n  debug: true\n"
+        )
     )
 }
 
@@ -392,6 +395,58 @@ fn inbound_did_rings_the_phone_and_other_sources_get_403() {
         logs(sdir.path(), "errors")
     );
     n.wait_line("no such DID and no `unknown_did`, answering 404", T);
+    // The DID is in the overlay as an AOR-to-AOR entry, and this node as a gateway.
+    let admin = addr_after(
+        &n.wait_line("admin listening on http ", T),
+        "admin listening on http ",
+    );
+    n.wait_line("stored +494012345@p2psip.local in the overlay", T);
+    n.wait_line("stored pstn-gateway@p2psip.local in the overlay", T);
+    let (code, body) = crate::overlay::http(
+        admin,
+        "GET",
+        "/debug/fetch?user=+494012345@p2psip.local",
+        b"",
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("1001@p2psip.local"), "{body}");
+}
+
+#[test]
+fn sighup_reloads_the_dial_plan() {
+    if !have("sipp", "-v") {
+        return;
+    }
+    let cport = free_port_on("127.0.0.2");
+    let dir = tempfile::tempdir().unwrap();
+    let trunks = trunk("carrier", &format!("127.0.0.2:{cport}"), "");
+    let routes = "  routes: [{prefix: \"+\", trunks: [carrier]}]\n";
+    std::fs::write(dir.path().join("config.yaml"), config(&trunks, routes)).unwrap();
+    let cfg_path = dir.path().join("config.yaml");
+    let (mut n, udp) = start_in(dir);
+    let sdir = tempfile::tempdir().unwrap();
+    let mut phone = dial(sdir.path(), udp, "001201555", "uac_fail.xml");
+    assert_eq!(
+        wait_child(&mut phone, T),
+        Some(0),
+        "{}",
+        logs(sdir.path(), "errors")
+    );
+    n.wait_line("user 1000 may not call international", T);
+    // Give 1000 international calls and reload.
+    let more =
+        format!("{routes}  permissions: {{\"1000\": [internal, national, international]}}\n");
+    std::fs::write(&cfg_path, config(&trunks, &more)).unwrap();
+    let _ = Command::new("kill")
+        .args(["-HUP", &n.child.id().to_string()])
+        .status();
+    n.wait_line("SIGHUP: reloaded the dial plan", T);
+    let mut c = carrier(sdir.path(), "127.0.0.2", cport, "carrier_uas_auth.xml");
+    let mut phone = dial(sdir.path(), udp, "001201555", "uac.xml");
+    let codes = (wait_child(&mut phone, T), wait_child(&mut c, T));
+    assert_eq!(codes, (Some(0), Some(0)), "{}", logs(sdir.path(), "errors"));
+    n.wait_line("1000 calls international number +1201555", T);
 }
 
 #[test]
