@@ -290,7 +290,7 @@ impl Bridge {
         };
         let initial_invite = request.method == Method::Invite
             && request.headers.to().is_some_and(|t| t.tag().is_none())
-            && !request.headers.contains("Route");
+            && self.routes_only_to_us(&request);
         let number = dialled(&request.uri);
         if !initial_invite || number.is_none() {
             return Some(Event::Request {
@@ -322,6 +322,24 @@ impl Bridge {
         }
         self.outbound(ep, now, key, request, source, &number, svc);
         None
+    }
+
+    /// Whether every Route value of the request names this node (a phone configured with
+    /// the node as outbound proxy): such a request is ours to bridge.
+    fn routes_only_to_us(&self, request: &Request) -> bool {
+        request
+            .headers
+            .get_all("Route")
+            .flat_map(|v| sip::message::split_commas(v).unwrap_or_default())
+            .all(|r| {
+                sip::message::NameAddr::parse(r)
+                    .and_then(|n| n.uri.as_sip().and_then(sip::proxy::uri_destination))
+                    .is_some_and(|d| {
+                        self.local
+                            .iter()
+                            .any(|(_, a)| a.ip() == d.remote.ip() && a.port() == d.remote.port())
+                    })
+            })
     }
 
     #[allow(clippy::too_many_arguments)]
