@@ -46,6 +46,12 @@ pub trait PbxServices {
     fn serves_host(&mut self, host: &str) -> bool;
     /// The digest check of a request claiming one of our users (as for any call).
     fn authenticate(&mut self, request: &Request, now: Instant) -> AuthVerdict;
+    /// Whether the request came over an authenticated link from another node of the overlay
+    /// (which already authenticated the caller). None such yet: the inter-node call path
+    /// of docs/CALLS.md provides them.
+    fn is_overlay_node_link(&mut self, _source: &Source) -> bool {
+        false
+    }
 }
 
 /// The reloadable part: dial plan and DIDs.
@@ -300,6 +306,21 @@ impl Bridge {
             });
         }
         let number = number.unwrap_or_default();
+        if number == GATEWAY_USER && !self.trunks.is_empty() && svc.is_overlay_node_link(&source) {
+            // Another node sends one of its users' calls out through our trunks: the number
+            // is the To user; our own dial plan and permissions apply again.
+            let to = request
+                .headers
+                .to()
+                .and_then(|t| t.uri.as_sip().and_then(|u| u.user().map(str::to_owned)));
+            let from = request
+                .headers
+                .from()
+                .and_then(|f| f.uri.as_sip().and_then(|u| u.user().map(str::to_owned)));
+            if let (Some(to), Some(from)) = (to, from) {
+                return self.outbound(ep, now, key, request, source, &to, svc, Some(from));
+            }
+        }
         if let Some(t) = self
             .trunks
             .iter()
@@ -320,8 +341,7 @@ impl Bridge {
                 source,
             });
         }
-        self.outbound(ep, now, key, request, source, &number, svc);
-        None
+        self.outbound(ep, now, key, request, source, &number, svc, None)
     }
 
     /// Whether every Route value of the request names this node (a phone configured with
@@ -398,7 +418,8 @@ impl Bridge {
         source: Source,
         number: &str,
         svc: &mut dyn PbxServices,
-    ) {
+        trusted_user: Option<String>,
+    ) -> Option<Event> {
         let call_id = request.headers.call_id().unwrap_or_default().to_owned();
         let from = request.headers.from();
         let ours = from
@@ -412,13 +433,36 @@ impl Bridge {
                 from.map(|f| f.uri.to_string()).unwrap_or_default()
             );
             self.refuse(ep, now, &key, &request, 403, "Forbidden");
-            return;
+            return None;
         }
-        let user = match svc.authenticate(&request, now) {
+        if self.trunks.is_empty() {
+            if !request.headers.contains("Proxy-Authorization")
+                && let AuthVerdict::Reject {
+                    status,
+                    reason,
+                    headers,
+                } = svc.authenticate(&request, now)
+            {
+                // Challenge first; the proxy checks the answer once the call goes on.
+                if let Some(mut r) = ep.make_response(&key, status, &reason) {
+                    for (n, v) in headers {
+                        r.headers.push(&n, v);
+                    }
+                    let _ = ep.respond(now, &key, r);
+                }
+                return None;
+            }
+            return self.route_to_overlay_gateway(ep, now, key, request, source, number);
+        }
+        let verdict = match trusted_user {
+            Some(u) => AuthVerdict::Authenticated(u),
+            None => svc.authenticate(&request, now),
+        };
+        let user = match verdict {
             AuthVerdict::Authenticated(u) => u,
             AuthVerdict::NotRequired => {
                 let _ = ep.reply(now, &key, 403, "Forbidden");
-                return;
+                return None;
             }
             AuthVerdict::Reject {
                 status,
@@ -434,7 +478,7 @@ impl Bridge {
                     }
                     let _ = ep.respond(now, &key, r);
                 }
-                return;
+                return None;
             }
         };
         let plan = lock(&self.plan).clone();
@@ -447,12 +491,12 @@ impl Bridge {
             Decision::Forbidden { number, class } => {
                 tracing::warn!(%call_id, "user {user} may not call {} number {number} (dial plan permissions): answering 403", class.as_str());
                 self.refuse(ep, now, &key, &request, 403, "Forbidden");
-                return;
+                return None;
             }
             Decision::NoRoute { number } => {
                 tracing::info!(%call_id, "no dial plan route for {number} (from {user}): answering 404");
                 self.refuse(ep, now, &key, &request, 404, "Not Found");
-                return;
+                return None;
             }
         };
         // The caller's own DID is its caller ID at the carrier when it has one.
@@ -509,6 +553,69 @@ impl Bridge {
             tracing::warn!(%call_id, "cannot bridge the call: {e}");
             let _ = ep.reply(now, &key, 500, "Server Internal Error");
         }
+        None
+    }
+
+    /// A node without trunks: after the digest challenge, the caller's permission for the
+    /// number is checked here (for the user its From claims; the proxy then verifies the
+    /// credentials of exactly that user, once), and the
+    /// call goes to `pstn-gateway@<domain>`, which the overlay resolves to the nodes that
+    /// bridge trunks (docs/PSTN.md). The To header keeps the dialled number.
+    fn route_to_overlay_gateway(
+        &mut self,
+        ep: &mut Endpoint,
+        now: Instant,
+        key: sip::transaction::TransactionKey,
+        mut request: Request,
+        source: Source,
+        number: &str,
+    ) -> Option<Event> {
+        let call_id = request.headers.call_id().unwrap_or_default().to_owned();
+        let claimed = request
+            .headers
+            .from()
+            .and_then(|f| f.uri.as_sip().and_then(|u| u.user().map(str::to_owned)))
+            .unwrap_or_default();
+        let plan = lock(&self.plan).clone();
+        let dp = &plan.dialplan;
+        let raw = dialplan::strip_visual(number);
+        let (shown, class) = if dp.config().emergency.contains(&raw) {
+            (raw, dialplan::Class::Emergency)
+        } else {
+            match dp.normalize(number) {
+                Some(n) => {
+                    let c = dp.classify(&n);
+                    (n, c)
+                }
+                // Not a number the dial plan knows: the proxy answers it (404).
+                None => {
+                    return Some(Event::Request {
+                        key,
+                        request,
+                        source,
+                    });
+                }
+            }
+        };
+        if !dp.allowed(&claimed, class) {
+            tracing::warn!(%call_id, "user {claimed} may not call {} number {shown} (dial plan permissions): answering 403", class.as_str());
+            self.refuse(ep, now, &key, &request, 403, "Forbidden");
+            return None;
+        }
+        let Some(uri) = Uri::parse(&format!("sip:{GATEWAY_USER}@{}", self.domain)) else {
+            return Some(Event::Request {
+                key,
+                request,
+                source,
+            });
+        };
+        tracing::info!(%call_id, "{claimed} calls {} number {shown}: no trunk on this node, routing to {uri}", class.as_str());
+        request.uri = uri;
+        Some(Event::Request {
+            key,
+            request,
+            source,
+        })
     }
 }
 
@@ -520,7 +627,8 @@ fn credentials(t: &Trunk) -> Option<DigestCredentials> {
 }
 
 /// Sets the bridge up for a node: trunks (resolved in the background), the plan, carrier
-/// registrations, and the overlay entries. `None` when no trunk and no DID is configured.
+/// registrations, and the overlay entries. A node without trunks still classifies calls to
+/// numbers and sends the permitted ones to the overlay's gateways.
 pub fn start(
     loaded: &crate::config::Loaded,
     proxy: &sip::proxy::ProxyConfig,
@@ -529,9 +637,6 @@ pub fn start(
 ) -> Result<Option<(Bridge, SharedPlan)>, String> {
     let c = &loaded.config;
     let plan = Plan::load(loaded)?;
-    if c.trunks.is_empty() && plan.dids.is_empty() {
-        return Ok(None);
-    }
     let trunks: Vec<Trunk> = c.trunks.iter().cloned().map(Trunk::new).collect();
     trunk::spawn_resolver(trunks.clone(), Duration::from_secs(300));
     for t in &trunks {

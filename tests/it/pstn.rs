@@ -88,8 +88,10 @@ fn logs(dir: &Path, what: &str) -> String {
     s
 }
 
-fn trunk_csv(dir: &Path) -> PathBuf {
-    let p = dir.join("trunk.csv");
+/// The carrier's credentials file (one per carrier process: two SIPp carriers started at
+/// once must not read a file the other is writing).
+fn trunk_csv(dir: &Path, ip: &str, port: u16) -> PathBuf {
+    let p = dir.join(format!("trunk-{ip}-{port}.csv"));
     std::fs::write(&p, "SEQUENTIAL\ntrunkuser;trunkpass\n").unwrap();
     p
 }
@@ -106,7 +108,7 @@ fn phone_csv(dir: &Path, user: &str) -> PathBuf {
 
 /// A SIPp carrier on `ip:port` running `file` for one call.
 fn carrier(dir: &Path, ip: &str, port: u16, file: &str) -> Child {
-    let csv = trunk_csv(dir);
+    let csv = trunk_csv(dir, ip, port);
     sipp(
         dir,
         None,
@@ -544,4 +546,37 @@ fn check_config_reports_trunk_problems() {
     ] {
         assert!(err.contains(k), "{k} missing: {err}");
     }
+}
+
+#[test]
+fn node_without_trunks_checks_permissions_and_routes_to_the_overlay_gateway() {
+    if !have("sipp", "-v") {
+        return;
+    }
+    let (mut n, udp) = start(&config("    []\n", ""));
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = dial(dir.path(), udp, "0044207946000", "uac_fail.xml");
+    assert_eq!(
+        wait_child(&mut phone, T),
+        Some(0),
+        "{}",
+        logs(dir.path(), "errors")
+    );
+    n.wait_line(
+        "user 1000 may not call international number +44207946000",
+        T,
+    );
+    // A permitted number goes to pstn-gateway@domain; with no gateway node in this
+    // one-node overlay it ends in 404 (the inter-node path of docs/CALLS.md is not here).
+    let mut phone = dial(dir.path(), udp, "0301234567", "uac_fail.xml");
+    assert_eq!(
+        wait_child(&mut phone, T),
+        Some(0),
+        "{}",
+        logs(dir.path(), "errors")
+    );
+    n.wait_line(
+        "1000 calls national number +49301234567: no trunk on this node, routing to sip:pstn-gateway@p2psip.local",
+        T,
+    );
 }
