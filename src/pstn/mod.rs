@@ -374,13 +374,25 @@ impl Bridge {
         number: &str,
     ) -> Option<Event> {
         let plan = lock(&self.plan).clone();
-        let raw = dialplan::strip_visual(number);
-        let mut candidates = vec![raw.clone()];
-        if let Some(n) = plan.dialplan.normalize(&raw) {
-            candidates.push(n);
-        }
-        if !raw.starts_with('+') {
-            candidates.push(format!("+{raw}"));
+        // The DID is the Request-URI user; carriers that send calls to a registered Contact
+        // put it in To instead, so the To user is tried next.
+        let to_user = request
+            .headers
+            .to()
+            .and_then(|t| t.uri.as_sip().and_then(|u| u.user().map(str::to_owned)));
+        let mut candidates = Vec::new();
+        for n in std::iter::once(number.to_owned()).chain(to_user) {
+            if !dialplan::is_number(&n) {
+                continue;
+            }
+            let raw = dialplan::strip_visual(&n);
+            if let Some(e) = plan.dialplan.normalize(&raw) {
+                candidates.push(e);
+            }
+            if !raw.starts_with('+') {
+                candidates.push(format!("+{raw}"));
+            }
+            candidates.push(raw);
         }
         let user = candidates
             .iter()

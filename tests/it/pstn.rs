@@ -362,11 +362,51 @@ fn inbound_did_rings_the_phone_and_other_sources_get_403() {
         Some(udp),
         "127.0.0.2",
         "carrier_uac.xml",
-        &["-set", "did", "494012345", "-m", "1", "-d", "200"],
+        &[
+            "-set",
+            "did",
+            "494012345",
+            "-set",
+            "ruser",
+            "494012345",
+            "-m",
+            "1",
+            "-d",
+            "200",
+        ],
     );
     let codes = (wait_child(&mut inbound, T), wait_child(&mut uas, T));
     assert_eq!(codes, (Some(0), Some(0)), "{}", logs(sdir.path(), "errors"));
     n.wait_line("inbound call through trunk carrier from 127.0.0.2", T);
+    // A carrier that calls the Contact it registered puts the DID in To only.
+    let mut uas = sipp(
+        sdir.path(),
+        Some(udp),
+        "127.0.0.1",
+        "uas.xml",
+        &["-p", &phone.to_string(), "-set", "user", "1001", "-m", "1"],
+    );
+    let mut inbound = sipp(
+        sdir.path(),
+        Some(udp),
+        "127.0.0.2",
+        "carrier_uac.xml",
+        &[
+            "-set",
+            "did",
+            "+494012345",
+            "-set",
+            "ruser",
+            "trunkuser",
+            "-m",
+            "1",
+            "-d",
+            "200",
+        ],
+    );
+    let codes = (wait_child(&mut inbound, T), wait_child(&mut uas, T));
+    assert_eq!(codes, (Some(0), Some(0)), "{}", logs(sdir.path(), "errors"));
+    n.wait_line("to trunkuser: ringing 1001@p2psip.local", T);
     // Not a trunk source: 403 and a log line.
     let mut intruder = sipp(
         sdir.path(),
