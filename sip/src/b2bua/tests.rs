@@ -550,3 +550,112 @@ fn register_client_answers_challenge_and_refreshes() {
     assert!(matches!(rc.state(), RegState::Registered(_)));
     assert_eq!(rc.poll_timeout(), Some(now + Duration::from_secs(80)));
 }
+
+/// Establishes a call through a trunk with credentials; returns the far INVITE and the
+/// caller's To tag.
+fn established(w: &mut World) -> (Request, String) {
+    let sent = w.start(vec![target(TRUNK1, true)]);
+    let inv = requests(&sent, TRUNK1).pop().unwrap();
+    let sent = w.recv(
+        TRUNK1,
+        &answer(
+            &inv,
+            200,
+            "OK",
+            &[("Contact", "<sip:gw@203.0.113.1:5060>")],
+            "v=1\n",
+        ),
+    );
+    let a_tag = responses(&sent, PHONE)[0]
+        .headers
+        .to()
+        .unwrap()
+        .tag()
+        .unwrap()
+        .to_owned();
+    (inv, a_tag)
+}
+
+fn from_phone(method: &str, seq: u32, a_tag: &str, body: &str) -> String {
+    format!(
+        "{method} sip:b2b1@192.0.2.10:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 198.51.100.1:5060;branch=z9hG4bKp{seq};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:1001@p2psip.local>;tag=ft\r\nTo: <sip:004940123456@p2psip.local>;tag={a_tag}\r\n\
+         Call-ID: callA\r\nCSeq: {seq} {method}\r\nContact: <sip:1001@198.51.100.1:5060>\r\n{}Content-Length: {}\r\n\r\n{body}",
+        if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        },
+        body.len()
+    )
+}
+
+#[test]
+fn caller_reinvite_and_bye_reach_the_trunk_answering_its_challenges() {
+    let mut w = World::new();
+    let (inv, a_tag) = established(&mut w);
+    let sent = w.recv(PHONE, from_phone("INVITE", 6, &a_tag, "v=4\n").as_bytes());
+    let re = requests(&sent, TRUNK1)
+        .into_iter()
+        .find(|r| r.method == Method::Invite)
+        .unwrap();
+    assert_eq!(re.headers.call_id(), inv.headers.call_id());
+    assert_eq!(re.uri.to_string(), "sip:gw@203.0.113.1:5060");
+    assert_eq!(re.headers.to().unwrap().tag(), Some("farTag"));
+    assert_eq!(re.body, b"v=4\n");
+    // The trunk challenges the re-INVITE: answered with the trunk credentials.
+    let sent = w.recv(
+        TRUNK1,
+        &answer(
+            &re,
+            407,
+            "Proxy Authentication Required",
+            &[(
+                "Proxy-Authenticate",
+                "Digest realm=\"carrier\", nonce=\"r1\"",
+            )],
+            "",
+        ),
+    );
+    let re2 = requests(&sent, TRUNK1)
+        .into_iter()
+        .find(|r| r.method == Method::Invite)
+        .unwrap();
+    assert!(re2.headers.contains("Proxy-Authorization"));
+    assert!(responses(&sent, PHONE).is_empty());
+    let sent = w.recv(TRUNK1, &answer(&re2, 200, "OK", &[], "v=5\n"));
+    let ok = responses(&sent, PHONE).pop().unwrap();
+    assert_eq!((ok.status, ok.body.as_slice()), (200, &b"v=5\n"[..]));
+    assert_eq!(ok.headers.cseq().unwrap().seq, 6);
+    // The phone's ACK goes on to the trunk with the trunk-leg CSeq of the re-INVITE.
+    let sent = w.recv(PHONE, from_phone("ACK", 6, &a_tag, "").as_bytes());
+    let ack = requests(&sent, TRUNK1).pop().unwrap();
+    assert_eq!(ack.method, Method::Ack);
+    assert_eq!(
+        ack.headers.cseq().unwrap().seq,
+        re2.headers.cseq().unwrap().seq
+    );
+    // The phone hangs up; the trunk wants credentials for the BYE too.
+    let sent = w.recv(PHONE, from_phone("BYE", 7, &a_tag, "").as_bytes());
+    assert_eq!(responses(&sent, PHONE)[0].status, 200);
+    let bye = requests(&sent, TRUNK1).pop().unwrap();
+    assert_eq!(bye.method, Method::Bye);
+    let sent = w.recv(
+        TRUNK1,
+        &answer(
+            &bye,
+            401,
+            "Unauthorized",
+            &[("WWW-Authenticate", "Digest realm=\"carrier\", nonce=\"b1\"")],
+            "",
+        ),
+    );
+    let bye2 = requests(&sent, TRUNK1).pop().unwrap();
+    assert_eq!(bye2.method, Method::Bye);
+    let cred = crate::auth::Credentials::parse(bye2.headers.get("Authorization").unwrap()).unwrap();
+    assert_eq!(cred.username, "trunkuser");
+    assert_eq!(w.b2b.poll_record().unwrap().result, "answered");
+    // Everything is gone after the linger time.
+    w.advance(Duration::from_secs(40));
+    assert_eq!(w.b2b.call_count(), 0);
+}
