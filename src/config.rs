@@ -69,6 +69,9 @@ pub struct RegistrarSection {
     pub max_contacts: usize,
     /// Digest algorithms offered, preferred first: `SHA-256`, `MD5`.
     pub digest_algorithms: Vec<String>,
+    /// How long a node trusts what it fetched about a shared user (seconds) before asking
+    /// the overlay again.
+    pub shared_users_ttl: u64,
 }
 
 impl Default for RegistrarSection {
@@ -79,6 +82,7 @@ impl Default for RegistrarSection {
             max_expires: 7200,
             max_contacts: 10,
             digest_algorithms: vec!["MD5".into()],
+            shared_users_ttl: 60,
         }
     }
 }
@@ -172,6 +176,24 @@ pub struct OverlaySection {
     pub max_message_size: usize,
     /// LAN discovery over UDP multicast.
     pub discovery: DiscoverySection,
+    /// Joining by enrollment, and the enrollment server of a node that holds the CA.
+    pub enrollment: EnrollmentSection,
+}
+
+/// `overlay.enrollment:` section (docs/SECURITY.md "Joining with a password").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnrollmentSection {
+    /// HTTPS listen address of the embedded enrollment server (empty: the overlay listen IP,
+    /// port 6085; port 0 when the overlay listens on port 0).
+    pub listen: String,
+    /// The overlay's enrollment password: checked by the server of a CA-holding node, sent by
+    /// a joining node (empty on a CA node: generated into the data directory).
+    pub password: Option<String>,
+    /// Enrollment server URL for joining (empty: https://<first bootstrap host>:6085/enroll).
+    pub server: Option<String>,
+    /// SHA-256 fingerprint (hex) of the overlay CA to trust (empty: trust on first contact).
+    pub ca_fingerprint: Option<String>,
 }
 
 /// `overlay.discovery:` section.
@@ -212,6 +234,7 @@ impl Default for OverlaySection {
             first_node: None,
             max_message_size: 65_536,
             discovery: DiscoverySection::default(),
+            enrollment: EnrollmentSection::default(),
         }
     }
 }
@@ -537,6 +560,30 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
                 "expected between 1024 and 16777215 bytes; found {}",
                 config.overlay.max_message_size
             ),
+        });
+    }
+    let en = &config.overlay.enrollment;
+    if !en.listen.is_empty() {
+        addrs(
+            std::slice::from_ref(&en.listen),
+            "overlay.enrollment.listen",
+            &mut problems,
+        );
+    }
+    if let Some(u) = &en.server
+        && !u.starts_with("https://")
+    {
+        problems.push(Problem {
+            key: "overlay.enrollment.server".into(),
+            message: format!("expected an https:// URL; found {u:?}"),
+        });
+    }
+    if let Some(f) = &en.ca_fingerprint
+        && (f.len() != 64 || !f.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        problems.push(Problem {
+            key: "overlay.enrollment.ca_fingerprint".into(),
+            message: format!("expected 64 hex digits (SHA-256 of the CA certificate); found {f:?}"),
         });
     }
     let d = &config.overlay.discovery;

@@ -65,14 +65,11 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     // The overlay links authenticate with these certificates (mutual TLS).
-    let identity = crate::pki::local::ensure_local_identity(
-        &data_dir,
-        &loaded.config.overlay.instance_name,
-        &loaded.config.overlay.node_user,
-        now,
-    )
-    .map_err(|e| NodeError::Identity(e.to_string()))?;
+    let identity = crate::pki::join::ensure_identity(&loaded, now)
+        .await
+        .map_err(NodeError::Identity)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    crate::pki::join::start_server(&loaded, &identity, shutdown_rx.clone()).await;
     let sip = sip_transport::bind(SipTransportConfig {
         udp: loaded.sip_udp.clone(),
         tcp: loaded.sip_tcp.clone(),
@@ -110,17 +107,20 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         what: "overlay listener",
         source: e,
     })?;
-    let publisher = gateway::publish::Publisher::new(
-        overlay.clone(),
-        local_cert_issuer(&data_dir, &identity, now),
-    );
+    let publisher = gateway::publish::Publisher::new(overlay.clone());
+    let live_calls = gateway::LiveCalls::default();
+    let sip_metrics = gateway::metrics::SipMetrics::default();
     if let Some(listen) = loaded.admin_listen {
         let p = publisher.clone();
+        let lc = live_calls.clone();
+        let sm = sip_metrics.clone();
         crate::admin::start(
             crate::admin::AdminConfig {
                 listen,
                 debug: c.admin.debug,
                 registrations: Some(std::sync::Arc::new(move || p.status())),
+                calls: Some(std::sync::Arc::new(move || lc.snapshot())),
+                metrics: Some(std::sync::Arc::new(move || sm.prometheus())),
             },
             overlay.clone(),
         )
@@ -130,21 +130,50 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
             source: e,
         })?;
     }
-    let registrar = start_registrar(&loaded, identity.node_id.0)?.with_publisher(publisher);
+    let mut registrar = start_registrar(&loaded, identity.node_id.0)?.with_publisher(publisher);
+    // Shared SIP users (docs/SECURITY.md): with the overlay credential key, this node
+    // publishes its users file and finds other nodes' users in the overlay.
+    let creds = crate::pki::join::credential_key(&data_dir).and_then(|k| {
+        gateway::credentials::Directory::new(
+            overlay.clone(),
+            &k,
+            &c.sip.domain,
+            std::time::Duration::from_secs(c.registrar.shared_users_ttl),
+        )
+    });
+    match &creds {
+        Some(d) => {
+            registrar = registrar.with_credentials(d.clone());
+            match users::file_users(&loaded) {
+                Ok(u) => d.sync(&u),
+                Err(e) => tracing::warn!("users file not shared: {e}"),
+            }
+            let l = loaded.clone();
+            d.clone()
+                .refresh_forever(move || users::file_users(&l).unwrap_or_default());
+            tracing::info!(
+                "shared SIP users on: users added with `p2psip user` here can register at every node, and theirs here"
+            );
+        }
+        None => tracing::info!(
+            "no overlay credential key in {}: SIP users stay local to this node",
+            data_dir.display()
+        ),
+    }
     tokio::spawn(gateway::run_expiry(registrar.clone(), shutdown_rx.clone()));
     let proxy = gateway::proxy_config(sip.udp_addrs(), sip.tcp_addrs(), identity.node_id.0);
     let calls = gateway::calllog::CallLog::new(
         data_dir.join("calls.jsonl"),
         gateway::calllog::DEFAULT_MAX_BYTES,
     );
-    let app = Gateway::new(registrar.clone(), proxy.clone(), Some(calls));
-    let issuer = local_cert_issuer(&data_dir, &identity, now);
-    let (app, pstn_plan) = match crate::pstn::start(&loaded, &proxy, &overlay, issuer.clone())
-        .map_err(NodeError::Users)?
-    {
-        Some((bridge, plan)) => (app.with_pstn(bridge), Some(plan)),
-        None => (app, None),
-    };
+    let app = Gateway::new(registrar.clone(), proxy.clone(), Some(calls))
+        .with_live_calls(live_calls)
+        .with_metrics(sip_metrics);
+    let (app, pstn_plan) =
+        match crate::pstn::start(&loaded, &proxy, &overlay).map_err(NodeError::Users)? {
+            Some((bridge, plan)) => (app.with_pstn(bridge), Some(plan)),
+            None => (app, None),
+        };
     let mut sip_task = tokio::spawn(sip.serve_with(app, shutdown_rx));
     tracing::info!("node is up");
     let mut signals = signals;
@@ -156,11 +185,14 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
                         Ok(u) => {
                             tracing::info!("SIGHUP: reloaded users, {} may register", u.len());
                             registrar.set_users(u);
+                            if let (Some(d), Ok(f)) = (registrar.credentials(), users::file_users(&loaded)) {
+                                d.sync(&f);
+                            }
                         }
                         Err(e) => tracing::warn!("SIGHUP: users not reloaded, keeping the old list: {e}"),
                     }
                     if let Some(plan) = &pstn_plan {
-                        crate::pstn::reload(&loaded, plan, &overlay, issuer.clone());
+                        crate::pstn::reload(&loaded, plan, &overlay);
                     }
                     continue;
                 }
@@ -207,7 +239,7 @@ fn start_registrar(loaded: &Loaded, node_id: u128) -> Result<gateway::Shared, No
     let user_list = users::load_users(loaded).map_err(NodeError::Users)?;
     // Public GRUUs name this node's Node-ID (RFC 7904 6).
     let gr = gateway::gr_for_node(node_id);
-    let mut registrar = Registrar::new(cfg, rand::random(), gr);
+    let registrar = Registrar::new(cfg, rand::random(), gr);
     let demo = users::demo_users(&user_list);
     tracing::info!(
         "registrar for domain {}: {} user{} may register",
@@ -226,49 +258,9 @@ fn start_registrar(loaded: &Loaded, node_id: u128) -> Result<gateway::Shared, No
             demo.first().map(String::as_str).unwrap_or_default()
         );
     }
-    registrar.set_users(user_list);
-    Ok(gateway::Shared::new(registrar))
-}
-
-/// With the overlay CA in `data_dir/ca` (the local lab mode), a function issuing user
-/// certificates for this node's key and Node-ID (RFC 7904 3.3: the node signs its users'
-/// registrations). Without the CA: none.
-fn local_cert_issuer(
-    data_dir: &std::path::Path,
-    identity: &std::sync::Arc<crate::pki::local::Identity>,
-    now: i64,
-) -> Option<gateway::publish::CertIssuer> {
-    let ca_dir = data_dir.join(crate::pki::local::LOCAL_CA_DIR);
-    if !ca_dir.join(crate::pki::ca::CA_KEY).exists() {
-        tracing::info!(
-            "no overlay CA in {}: only the node's own user's registration can be stored in the overlay",
-            ca_dir.display()
-        );
-        return None;
-    }
-    let ca = match crate::pki::ca::Ca::load(&ca_dir, now) {
-        Ok(ca) => std::sync::Arc::new(ca),
-        Err(e) => {
-            tracing::warn!("cannot load the overlay CA for user certificates: {e}");
-            return None;
-        }
-    };
-    let key = match rcgen::KeyPair::try_from(&identity.key_pkcs8[..]) {
-        Ok(k) => std::sync::Arc::new(k),
-        Err(e) => {
-            tracing::warn!("node key unusable for user certificates: {e}");
-            return None;
-        }
-    };
-    let node_id = identity.node_id;
-    Some(std::sync::Arc::new(move |user: &str| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        ca.sign_node_cert(&*key, user, &[node_id], now, crate::pki::ca::NODE_CERT_DAYS)
-            .map_err(|e| e.to_string())
-    }))
+    let shared = gateway::Shared::new(registrar);
+    shared.set_users(user_list);
+    Ok(shared)
 }
 
 /// SIGTERM, SIGINT and SIGHUP, installed once.

@@ -10,7 +10,9 @@ fi
 
 WORK=$(mktemp -d)
 PIDS=()
+LABS=()
 cleanup() {
+  for l in "${LABS[@]}"; do LAB_DIR=$l "$ROOT/deploy/lab/loopback.sh" down >/dev/null 2>&1 || true; done
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK"
@@ -45,4 +47,31 @@ start_kamailio_with() {
     sleep 0.1
   done
   echo "kamailio did not start:"; cat "$WORK/kamailio.log"; return 1
+}
+
+# start_lab N [EXTRA_CONFIG]: N nodes with deploy/lab/loopback.sh under $WORK/lab (stopped on
+# exit); sets LAB_BASE (node i: SIP BASE+10i, overlay +1, admin +2) and PORT (node 1's SIP/UDP).
+start_lab() {
+  local n=$1 extra=${2:-}
+  LAB_BASE=$(( (RANDOM % 200) * 100 + 20000 ))
+  LABS+=("$WORK/lab")
+  LAB_DIR="$WORK/lab" BASE_PORT=$LAB_BASE P2PSIP=$P2PSIP_BIN LAB_EXTRA_CONFIG=$extra \
+    "$ROOT/deploy/lab/loopback.sh" up "$n"
+  PORT=$((LAB_BASE + 10))
+  # Wait until every node sees a successor (the ring is formed), bounded.
+  for _ in $(seq 1 100); do
+    local ok=1
+    for i in $(seq 1 "$n"); do
+      curl -s --max-time 1 "http://127.0.0.1:$((LAB_BASE + 10 * i + 2))/status" | grep -q '"successors":\["' || ok=0
+    done
+    [ "$ok" = 1 ] && return 0
+    sleep 0.2
+  done
+  echo "the $n-node lab did not form a ring"; return 1
+}
+
+# stop_lab: stops the lab started by start_lab.
+stop_lab() {
+  LAB_DIR="$WORK/lab" "$ROOT/deploy/lab/loopback.sh" down >/dev/null 2>&1 || true
+  rm -rf "$WORK/lab"
 }

@@ -9,6 +9,9 @@
 #
 #   deploy/bench/register.sh                 # both targets
 #   TARGETS=p2psip deploy/bench/register.sh  # only p2psip
+#   TARGETS=overlay3 deploy/bench/register.sh # 3-node overlay (deploy/lab/loopback.sh):
+#                                             # SIPp registers at node 1, each REGISTER is
+#                                             # stored in the overlay (signed Store, replicas)
 #   RATES="500 1000" STEP_SECS=5 deploy/bench/register.sh
 #
 # Needs sipp (Debian sip-tester) and, for the reference, kamailio. Builds p2psip in release
@@ -20,7 +23,7 @@ ROOT=$PWD
 RATES=${RATES:-"500 1000 2000 4000 8000"}
 STEP_SECS=${STEP_SECS:-8}
 USERS=${USERS:-1000}
-TARGETS=${TARGETS:-"p2psip kamailio"}
+TARGETS=${TARGETS:-"p2psip overlay3 kamailio"}
 
 command -v sipp >/dev/null || { echo "register.sh: sipp is not installed (apt install sip-tester)"; exit 1; }
 
@@ -43,6 +46,18 @@ start_p2psip() {
     for i in $(seq 0 $((USERS - 1))); do printf '  - {name: "u%s", password: bench}\n' "$i"; done
   } > "$WORK/p2psip/config.yaml"
   run_p2psip
+}
+
+bench_users_yaml() {
+  printf 'registrar:\n  digest_algorithms: [MD5]\n'
+  printf 'log:\n  level: warn\n'
+  printf 'users:\n'
+  for i in $(seq 0 $((USERS - 1))); do printf '  - {name: "u%s", password: bench}\n' "$i"; done
+}
+
+start_overlay3() {
+  bench_users_yaml > "$WORK/lab-extra.yaml"
+  start_lab 3 "$WORK/lab-extra.yaml" > "$WORK/lab-up.txt"
 }
 
 start_kamailio() {
@@ -85,6 +100,7 @@ run_step() {
 for target in $TARGETS; do
   case $target in
     p2psip) start_p2psip ;;
+    overlay3) start_overlay3 ;;
     kamailio) start_kamailio || continue ;;
     *) echo "unknown target $target"; continue ;;
   esac
@@ -93,6 +109,10 @@ for target in $TARGETS; do
     if run_step "$target" "$rate"; then best=$rate; else break; fi
   done
   echo "$target: highest rate sustained with no failed call: $best registrations (REGISTER, 401, REGISTER, 200) per second"
-  kill "${PIDS[-1]}" 2>/dev/null || true
-  wait "${PIDS[-1]}" 2>/dev/null || true
+  if [ "$target" = overlay3 ]; then
+    stop_lab
+  else
+    kill "${PIDS[-1]}" 2>/dev/null || true
+    wait "${PIDS[-1]}" 2>/dev/null || true
+  fi
 done

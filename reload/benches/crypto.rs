@@ -52,6 +52,7 @@ fn signed(p: &X509Crypto) -> (Vec<u8>, SignatureParts) {
             identity_hash_alg: ih,
             cert_hash: ch,
             value,
+            node_id_hash: false,
         },
     )
 }

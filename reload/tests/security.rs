@@ -79,6 +79,10 @@ impl World {
 }
 
 fn setup(nodes: usize) -> (Sim, Arc<World>) {
+    setup_with(nodes, |_| {})
+}
+
+fn setup_with(nodes: usize, tweak: impl FnOnce(&mut SimConfig)) -> (Sim, Arc<World>) {
     let world = Arc::new(World {
         ca: TestCa::new(OVERLAY),
         foreign: TestCa::new(OVERLAY),
@@ -98,6 +102,8 @@ fn setup(nodes: usize) -> (Sim, Arc<World>) {
         })),
         ..SimConfig::default()
     };
+    let mut cfg = cfg;
+    tweak(&mut cfg);
     let mut sim = Sim::new(cfg);
     sim.build();
     assert_eq!(sim.ring_errors(), 0, "{}", sim.ring_dump());
@@ -495,4 +501,70 @@ fn peers_with_bad_certificates_cannot_join() {
         .map(|j| sim.node(j).unwrap().stats().impersonation)
         .sum();
     assert!(imp > 0);
+}
+
+/// Requests leave the signer's certificate out (RFC 6940 6.3.4): receivers fetch it from
+/// CERTIFICATE_BY_NODE, verify it against the overlay root, cache it and then process the
+/// held message. Every peer published its certificate there after joining (RFC 6940 8).
+#[test]
+fn certificates_left_out_are_fetched_from_the_overlay() {
+    let (mut sim, world) = setup_with(24, |c| c.omit_certificates = true);
+    sim.run_for(60_000);
+    assert_eq!(sim.ring_errors(), 0, "{}", sim.ring_dump());
+    let (alice, reader) = (3usize, 17usize);
+    let alice_id = sim.node(alice).unwrap().id();
+    let alice_ident = world.ids.lock().unwrap()[&alice].clone();
+    let res = aor(&user_of(alice));
+    let t0 = sim.now().0;
+    let v = signed(
+        &world,
+        &alice_ident,
+        &res,
+        value(alice_id, "sip:alice@10.0.0.1", t0),
+    );
+    assert!(stored(&store(&mut sim, alice, &res, vec![v.clone()], 0)));
+    let got = fetch_all(&mut sim, reader, &res);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].value, v.value);
+    // Alice's certificate is in the overlay at H(Node-ID) and H(user).
+    for (r, kind) in [
+        (
+            ResourceId::hash(&alice_id.to_array()),
+            reload::storage::KIND_CERTIFICATE_BY_NODE,
+        ),
+        (
+            aor(&user_of(alice)),
+            reload::storage::KIND_CERTIFICATE_BY_USER,
+        ),
+    ] {
+        let req = sim
+            .with_node(reader, move |n: &mut Node, now| {
+                n.fetch(now, r, vec![(kind, Selector::Array(vec![(0, 0)]))])
+            })
+            .unwrap();
+        match wait(&mut sim, reader, req) {
+            Ok(Outcome::Fetched(k)) => {
+                assert_eq!(
+                    k[0].values[0].value.value, alice_ident.cert_der,
+                    "kind {kind}"
+                )
+            }
+            other => panic!("certificate fetch: {other:?}"),
+        }
+    }
+    let mut fetches = 0;
+    let mut cached = 0;
+    for i in 0..sim.node_count() {
+        let Some(n) = sim.node(i) else { continue };
+        let st = n.stats();
+        fetches += st.cert_fetches;
+        cached += n.certificates_cached();
+        assert_eq!(st.cert_fetch_failed, 0, "node {i}: {st:?}");
+        assert_eq!(st.cert_hold_timeouts, 0, "node {i}: {st:?}");
+        assert_eq!(n.messages_held_for_certificates(), 0, "node {i}");
+    }
+    assert!(
+        fetches > 0 && cached > 0,
+        "fetches {fetches} cached {cached}"
+    );
 }

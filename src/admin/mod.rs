@@ -27,6 +27,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
+/// The status web page: draws the ring from `/status`, refreshed every two seconds.
+const STATUS_PAGE: &str = include_str!("status.html");
+
 /// Extra JSON for `/status` (e.g. the gateway's registrations).
 pub type StatusHook = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
@@ -39,6 +42,10 @@ pub struct AdminConfig {
     pub debug: bool,
     /// Registrations hook for `/status`.
     pub registrations: Option<StatusHook>,
+    /// Live-calls hook for `/status` (`calls`).
+    pub calls: Option<StatusHook>,
+    /// More Prometheus text for `/metrics` (the SIP counters).
+    pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
 /// Binds the admin listener and serves it in a task.
@@ -80,6 +87,9 @@ async fn serve(
                 if let (Some(h), Some(o)) = (&cfg.registrations, v.as_object_mut()) {
                     o.insert("registrations".into(), h());
                 }
+                if let (Some(h), Some(o)) = (&cfg.calls, v.as_object_mut()) {
+                    o.insert("calls".into(), h());
+                }
                 ("200 OK", "application/json", v.to_string().into_bytes())
             }
             Err(e) => (
@@ -88,8 +98,18 @@ async fn serve(
                 e.to_string().into(),
             ),
         },
+        ("GET", "/") | ("GET", "/index.html") => (
+            "200 OK",
+            "text/html; charset=utf-8",
+            STATUS_PAGE.as_bytes().to_vec(),
+        ),
         ("GET", "/metrics") => match overlay.metrics().await {
-            Ok(t) => ("200 OK", "text/plain; version=0.0.4", t.into_bytes()),
+            Ok(mut t) => {
+                if let Some(h) = &cfg.metrics {
+                    t.push_str(&h());
+                }
+                ("200 OK", "text/plain; version=0.0.4", t.into_bytes())
+            }
             Err(e) => (
                 "503 Service Unavailable",
                 "text/plain",

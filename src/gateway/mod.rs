@@ -6,6 +6,8 @@
 //! SIP-REGISTRATION entries (RFC 7904).
 
 pub mod calllog;
+pub mod credentials;
+pub mod metrics;
 pub mod publish;
 pub mod users;
 
@@ -18,7 +20,7 @@ use sip::registrar::{
 };
 use sip::{Destination, Endpoint, Event, Source, Transport};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
 /// The registrar shared between the SIP driver and the expiry task.
@@ -27,6 +29,10 @@ pub struct Shared {
     registrar: Arc<Mutex<Registrar>>,
     wake: Arc<Notify>,
     publisher: Option<publish::Publisher>,
+    /// This node's own users (config + users file).
+    local: Arc<Mutex<Vec<User>>>,
+    /// Users shared through the overlay (credentials::Directory), if the node has the key.
+    creds: Option<Arc<credentials::Directory>>,
 }
 
 impl Shared {
@@ -36,7 +42,45 @@ impl Shared {
             registrar: Arc::new(Mutex::new(registrar)),
             wake: Arc::new(Notify::new()),
             publisher: None,
+            local: Arc::new(Mutex::new(Vec::new())),
+            creds: None,
         }
+    }
+
+    /// Finds users this node does not know in the overlay (shared users).
+    pub fn with_credentials(mut self, dir: Arc<credentials::Directory>) -> Self {
+        self.creds = Some(dir);
+        self
+    }
+
+    /// The shared-user directory, if any.
+    pub fn credentials(&self) -> Option<&Arc<credentials::Directory>> {
+        self.creds.as_ref()
+    }
+
+    fn is_local(&self, user: &str) -> bool {
+        self.local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|u| u.name == user)
+    }
+
+    /// Gives the registrar our users plus the shared users fetched so far (ours win).
+    fn apply_users(&self) {
+        let mut all = self
+            .local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(d) = &self.creds {
+            for u in d.known_users() {
+                if !all.iter().any(|l| l.name == u.name) {
+                    all.push(u);
+                }
+            }
+        }
+        self.lock().set_users(all);
     }
 
     /// Stores every binding change in the overlay through `publisher` (RFC 7904).
@@ -53,9 +97,13 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Replaces the users (SIGHUP).
+    /// Replaces this node's own users (start, SIGHUP).
     pub fn set_users(&self, users: Vec<User>) {
-        self.lock().set_users(users);
+        *self
+            .local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = users;
+        self.apply_users();
     }
 }
 
@@ -65,7 +113,39 @@ pub struct Gateway {
     proxy: Proxy,
     calls: Option<calllog::CallLog>,
     pstn: Option<crate::pstn::Bridge>,
+    live: LiveCalls,
+    live_stamp: Option<(Instant, usize, usize)>,
+    metrics: metrics::SipMetrics,
+    /// Requests held while the credentials of the users they name are fetched.
+    parked: Vec<Parked>,
 }
+
+/// The calls in progress as JSON for `/status` (refreshed by the gateway as calls change).
+#[derive(Clone, Default)]
+pub struct LiveCalls(Arc<Mutex<serde_json::Value>>);
+
+impl LiveCalls {
+    /// The last snapshot: a JSON array of `{call_id, caller, callee, state, since_unix}`
+    /// (`since_unix`: when the call started ringing or was answered, Unix seconds).
+    pub fn snapshot(&self) -> serde_json::Value {
+        match self.0.lock() {
+            Ok(v) if !v.is_null() => v.clone(),
+            _ => serde_json::Value::Array(Vec::new()),
+        }
+    }
+}
+
+/// A request held for a credential lookup.
+struct Parked {
+    users: Vec<String>,
+    deadline: Instant,
+    event: Event,
+}
+
+/// Longest a request is held for a credential lookup.
+const PARK_MAX: std::time::Duration = std::time::Duration::from_secs(4);
+/// How often held requests are looked at.
+const PARK_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl Gateway {
     /// A gateway over the shared registrar, proxying with `proxy` and writing call
@@ -75,6 +155,10 @@ impl Gateway {
             shared,
             proxy: Proxy::new(proxy),
             calls,
+            live: LiveCalls::default(),
+            parked: Vec::new(),
+            live_stamp: None,
+            metrics: metrics::SipMetrics::default(),
             pstn: None,
         }
     }
@@ -85,12 +169,120 @@ impl Gateway {
         self
     }
 
+    /// Counts REGISTERs and calls into `metrics`.
+    pub fn with_metrics(mut self, metrics: metrics::SipMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Keeps `live` up to date with the calls in progress (for `/status`).
+    pub fn with_live_calls(mut self, live: LiveCalls) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// Refreshes the live-calls snapshot when the set of calls changed or every 250 ms.
+    fn refresh_live(&mut self, now: Instant, ended: bool) {
+        let counts = (self.proxy.context_count(), self.proxy.dialog_count());
+        let fresh = self.live_stamp.is_some_and(|(t, c, d)| {
+            !ended
+                && (c, d) == counts
+                && now.saturating_duration_since(t) < Duration::from_millis(250)
+        });
+        if fresh {
+            return;
+        }
+        self.live_stamp = Some((now, counts.0, counts.1));
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let calls: Vec<serde_json::Value> = self
+            .proxy
+            .live_calls()
+            .into_iter()
+            .map(|c| {
+                let since = c.answer.unwrap_or(c.start);
+                serde_json::json!({
+                    "call_id": c.call_id,
+                    "caller": bare(&c.caller),
+                    "callee": bare(&c.callee),
+                    "state": if c.answer.is_some() { "answered" } else { "ringing" },
+                    "since_unix": wall - now.saturating_duration_since(since).as_secs_f64(),
+                })
+            })
+            .collect();
+        self.metrics.set_live_calls(calls.len());
+        if let Ok(mut v) = self.live.0.lock() {
+            *v = serde_json::Value::Array(calls);
+        }
+    }
+
+    /// The users of our domain a request names that this node does not have itself: the AOR
+    /// of a REGISTER; the caller and the callee of anything else.
+    fn foreign_users(&self, request: &Request) -> Vec<String> {
+        if self.shared.creds.is_none() {
+            return Vec::new();
+        }
+        let reg = self.shared.lock();
+        let mut uris: Vec<Uri> = Vec::new();
+        if request.method == Method::Register {
+            uris.extend(request.headers.to().map(|t| t.uri));
+        } else {
+            uris.extend(request.headers.from().map(|f| f.uri));
+            uris.push(request.uri.clone());
+        }
+        let mut out: Vec<String> = uris
+            .iter()
+            .filter_map(|u| u.as_sip())
+            .filter(|u| reg.serves_host(&u.host))
+            .filter_map(|u| u.user().map(str::to_owned))
+            .collect();
+        drop(reg);
+        out.retain(|u| !u.is_empty() && !self.shared.is_local(u));
+        out.dedup();
+        out
+    }
+
+    /// Holds `event` while the credentials of unknown users it names are fetched; `None`
+    /// when it can be handled now (the registrar then has every shared user fetched so far).
+    fn gate(&mut self, now: Instant, event: Event) -> Option<Event> {
+        let Event::Request { request, .. } = &event else {
+            return Some(event);
+        };
+        let users = self.foreign_users(request);
+        let Some(dir) = self.shared.creds.clone() else {
+            return Some(event);
+        };
+        if users.is_empty() {
+            return Some(event);
+        }
+        let pending: Vec<String> = users
+            .into_iter()
+            .filter(|u| dir.readiness(u, now) == credentials::Readiness::Pending)
+            .collect();
+        if pending.is_empty() {
+            self.shared.apply_users();
+            return Some(event);
+        }
+        tracing::debug!(users = ?pending, "holding the request for a credential lookup");
+        self.parked.push(Parked {
+            users: pending,
+            deadline: now + PARK_MAX,
+            event,
+        });
+        None
+    }
+
     fn write_records(&mut self, now: Instant) {
+        let mut ended = false;
         while let Some(rec) = self.proxy.poll_record().or_else(|| {
             self.pstn
                 .as_mut()
                 .and_then(crate::pstn::Bridge::poll_record)
         }) {
+            ended = true;
+            self.metrics.call(&rec.result);
             tracing::info!(
                 "call {} from {} to {}: {} ({} {})",
                 rec.call_id,
@@ -104,6 +296,7 @@ impl Gateway {
                 log.write(&rec, now);
             }
         }
+        self.refresh_live(now, ended);
     }
 }
 
@@ -351,6 +544,14 @@ impl Gateway {
         };
         self.shared.wake.notify_one();
         let from = format!("{} {}", transport_name(source.transport), source.remote);
+        let result = match &reply.outcome {
+            Outcome::Registered { .. } => "registered",
+            Outcome::Unregistered { .. } => "unregistered",
+            Outcome::Queried { .. } => "queried",
+            Outcome::Challenged { .. } => "challenged",
+            Outcome::Rejected(_) => "rejected",
+        };
+        self.metrics.register(result, reply.status);
         match &reply.outcome {
             Outcome::Registered {
                 aor,
@@ -400,6 +601,51 @@ impl Gateway {
 
 impl SipApp for Gateway {
     fn on_event(&mut self, endpoint: &mut Endpoint, now: Instant, event: Event) {
+        if let Some(event) = self.gate(now, event) {
+            self.dispatch(endpoint, now, event);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let parked = (!self.parked.is_empty()).then(|| Instant::now() + PARK_POLL);
+        let pstn = self
+            .pstn
+            .as_ref()
+            .and_then(crate::pstn::Bridge::poll_timeout);
+        [self.proxy.poll_timeout(), parked, pstn]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn on_timeout(&mut self, endpoint: &mut Endpoint, now: Instant) {
+        if !self.parked.is_empty() {
+            let dir = self.shared.creds.clone();
+            let (ready, held): (Vec<Parked>, Vec<Parked>) =
+                std::mem::take(&mut self.parked).into_iter().partition(|p| {
+                    now >= p.deadline
+                        || dir
+                            .as_ref()
+                            .is_none_or(|d| p.users.iter().all(|u| !d.is_pending(u)))
+                });
+            self.parked = held;
+            if !ready.is_empty() {
+                self.shared.apply_users();
+            }
+            for p in ready {
+                self.dispatch(endpoint, now, p.event);
+            }
+        }
+        self.proxy.handle_timeout(endpoint, now);
+        if let Some(bridge) = self.pstn.as_mut() {
+            bridge.on_timeout(endpoint, now);
+        }
+        self.write_records(now);
+    }
+}
+
+impl Gateway {
+    fn dispatch(&mut self, endpoint: &mut Endpoint, now: Instant, event: Event) {
         let event = match self.pstn.as_mut() {
             Some(bridge) => {
                 let left = {
@@ -443,25 +689,6 @@ impl SipApp for Gateway {
             }
             other => self.proxy_event(endpoint, now, other),
         }
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        let pstn = self
-            .pstn
-            .as_ref()
-            .and_then(crate::pstn::Bridge::poll_timeout);
-        match (self.proxy.poll_timeout(), pstn) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn on_timeout(&mut self, endpoint: &mut Endpoint, now: Instant) {
-        self.proxy.handle_timeout(endpoint, now);
-        if let Some(bridge) = self.pstn.as_mut() {
-            bridge.on_timeout(endpoint, now);
-        }
-        self.write_records(now);
     }
 }
 

@@ -36,15 +36,10 @@ struct Entry {
     last_error: Option<String>,
 }
 
-/// Issues a certificate (DER) binding a user name (`1001@p2psip.local`) to this node's
-/// Node-ID and key, so that the node may sign that user's SIP-REGISTRATION (USER-NODE-MATCH).
-pub type CertIssuer = Arc<dyn Fn(&str) -> Result<Vec<u8>, String> + Send + Sync>;
-
 /// Publishes the registrar's bindings into the overlay.
 #[derive(Clone)]
 pub struct Publisher {
     overlay: OverlayHandle,
-    issuer: Option<CertIssuer>,
     state: Arc<Mutex<HashMap<String, Entry>>>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
@@ -76,13 +71,11 @@ pub fn route_value(node: NodeId) -> Vec<u8> {
 }
 
 impl Publisher {
-    /// A publisher storing through `overlay`.
-    /// `issuer` makes the per-user certificates (none: only the node's own user's
-    /// registration can be stored).
-    pub fn new(overlay: OverlayHandle, issuer: Option<CertIssuer>) -> Self {
+    /// A publisher storing through `overlay`, signing as this node: the registrar role of its
+    /// certificate lets it store its phones' registrations (docs/SECURITY.md).
+    pub fn new(overlay: OverlayHandle) -> Self {
         Publisher {
             overlay,
-            issuer,
             state: Arc::new(Mutex::new(HashMap::new())),
             locks: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -167,7 +160,6 @@ impl Publisher {
         } else {
             "removal of the registration"
         };
-        self.ensure_cert(&name, &resource);
         let mut delay = RETRY_FIRST;
         loop {
             if !self.is_current(&aor, generation) {
@@ -220,12 +212,13 @@ impl Publisher {
                     code: 2,
                     ..
                 })) => {
-                    // Error_Forbidden (RFC 6940 6.3.3.1): USER-NODE-MATCH wants a certificate
-                    // whose user name is this AOR; retrying cannot help.
+                    // Error_Forbidden (RFC 6940 6.3.3.1): a registration for another user
+                    // needs the registrar role in our certificate; retrying cannot help.
                     let err = format!(
                         "Error_Forbidden: the overlay only accepts a SIP-REGISTRATION for {name} \
-                         signed with a certificate for user {name}; this node's certificate is for \
-                         user {}",
+                         from a node whose certificate carries the registrar role (or is for user \
+                         {name}); this node's certificate is for user {} — enroll it again with \
+                         the overlay's enrollment server",
                         self.overlay.user
                     );
                     tracing::warn!("could not store {what} of {name} in the overlay: {err}");
@@ -253,35 +246,6 @@ impl Publisher {
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(RETRY_MAX);
-        }
-    }
-
-    /// Makes sure the node holds a certificate for user `name` to sign its entries with.
-    fn ensure_cert(&self, name: &str, resource: &ResourceId) {
-        let Some(issuer) = &self.issuer else { return };
-        if name == self.overlay.user {
-            return;
-        }
-        let have = self
-            .overlay
-            .user_certs
-            .lock()
-            .map(|m| m.contains_key(&resource.0))
-            .unwrap_or(true);
-        if have {
-            return;
-        }
-        match issuer(name) {
-            Ok(der) => {
-                tracing::info!(
-                    "issued a certificate for user {name} on this node (Node-ID {}) to sign its registrations",
-                    hex::encode(self.overlay.node_id.to_array())
-                );
-                if let Ok(mut m) = self.overlay.user_certs.lock() {
-                    m.insert(resource.0.clone(), der);
-                }
-            }
-            Err(e) => tracing::warn!("could not issue a certificate for user {name}: {e}"),
         }
     }
 

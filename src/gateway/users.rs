@@ -92,6 +92,16 @@ pub fn load_users(loaded: &Loaded) -> Result<Vec<User>, String> {
     Ok(out)
 }
 
+/// The users of the users file alone (the ones `p2psip user` manages; shared through the
+/// overlay, docs/SECURITY.md "Shared SIP users").
+pub fn file_users(loaded: &Loaded) -> Result<Vec<User>, String> {
+    Ok(read_users_file(&users_path(loaded))?
+        .users
+        .iter()
+        .map(to_user)
+        .collect())
+}
+
 /// Names of users still on a demo password.
 pub fn demo_users(users: &[User]) -> Vec<String> {
     users

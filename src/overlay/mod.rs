@@ -10,7 +10,6 @@
 //! cannot tell which role to take before any byte arrives; both sides still authenticate each
 //! other with certificates, so the security properties are the same.
 
-pub mod crypto;
 pub mod discovery;
 pub mod link;
 
@@ -114,8 +113,6 @@ pub struct OverlayHandle {
     pub node_id: NodeId,
     /// Our user name.
     pub user: String,
-    /// Certificates of the users we store for (the gateway adds them).
-    pub user_certs: crypto::UserCerts,
 }
 
 impl std::fmt::Debug for Command {
@@ -125,6 +122,17 @@ impl std::fmt::Debug for Command {
 }
 
 impl OverlayHandle {
+    /// A handle whose driver is gone (every call fails): for unit tests.
+    #[cfg(test)]
+    pub fn for_tests() -> OverlayHandle {
+        let (tx, _rx) = mpsc::channel(1);
+        OverlayHandle {
+            tx,
+            node_id: NodeId(1),
+            user: "test".into(),
+        }
+    }
+
     async fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
@@ -306,22 +314,22 @@ pub async fn start(
         finger_ping_interval_ms: 300_000,
         ..NodeConfig::default()
     };
-    let user_certs = crypto::UserCerts::default();
-    let node = Node::with_crypto(
-        ncfg,
-        identity.node_id,
-        rand::random(),
-        Box::new(crypto::X509Crypto::with_user_certs(
-            identity.clone(),
-            user_certs.clone(),
-        )),
-    );
+    // One X.509 provider (reload::crypto::x509); the engine's time is Unix ms, so epoch 0.
+    let crypto = reload::crypto::x509::X509Crypto::new(
+        &identity.overlay,
+        &identity.root_der,
+        &identity.cert_der,
+        &identity.key_pkcs8,
+        0,
+    )
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    reload::crypto::CryptoProvider::set_time(&crypto, now().0);
+    let node = Node::with_crypto(ncfg, identity.node_id, rand::random(), Box::new(crypto));
     let (tx, rx) = mpsc::channel(256);
     let handle = OverlayHandle {
         tx,
         node_id: identity.node_id,
         user: cfg.user.clone(),
-        user_certs,
     };
     let tls_client = Arc::new(
         crate::pki::tls::client_config(&identity, None)

@@ -245,6 +245,23 @@ impl Ca {
         Ok(out)
     }
 
+    /// `count` new random Node-IDs recorded for `user` (after any it had); the map is saved.
+    pub fn new_node_ids_for(&self, user: &str, count: usize) -> Result<Vec<NodeId>, PkiError> {
+        let path = self.dir.join(NODEIDS);
+        let mut map = load_map(&path)?;
+        let ids = map.entry(user.to_string()).or_default();
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            let id = NodeId(u128::from_be_bytes(super::random::<16>()?));
+            if id != NodeId::INVALID && id != NodeId::WILDCARD && !ids.contains(&id) {
+                out.push(id);
+            }
+        }
+        ids.extend_from_slice(&out);
+        save_map(&path, &map)?;
+        Ok(out)
+    }
+
     /// Issues a node certificate for a CSR (DER): SANs = one reload URI per Node-ID plus the
     /// rfc822Name `user`; empty subject; valid from `now` (minus an hour) for a year.
     ///
@@ -272,6 +289,19 @@ impl Ca {
         registrar: &[&str],
         now: i64,
     ) -> Result<Vec<u8>, PkiError> {
+        self.issue_ext(csr_der, user, count, registrar, false, now)
+    }
+
+    /// [`Ca::issue_with_role`]; with `fresh`, new Node-IDs even for a user seen before.
+    pub fn issue_ext(
+        &self,
+        csr_der: &[u8],
+        user: &str,
+        count: usize,
+        registrar: &[&str],
+        fresh: bool,
+        now: i64,
+    ) -> Result<Vec<u8>, PkiError> {
         let csr = CertificateSigningRequestParams::from_der(
             &rustls::pki_types::CertificateSigningRequestDer::from(csr_der.to_vec()),
         )
@@ -293,7 +323,11 @@ impl Ca {
         if count == 0 || count > MAX_NODE_IDS {
             return Err(PkiError::Refused(Refusal::NodeIdsNotAvailable));
         }
-        let ids = self.node_ids_for(user, count)?;
+        let ids = if fresh {
+            self.new_node_ids_for(user, count)?
+        } else {
+            self.node_ids_for(user, count)?
+        };
         self.sign_node_cert_with_role(&csr.public_key, user, &ids, registrar, now, NODE_CERT_DAYS)
     }
 

@@ -173,6 +173,8 @@ pub fn run_enroll(a: EnrollArgs) -> ExitCode {
             ca_cert: a.ca_cert,
             insecure_first_contact: a.insecure_first_contact,
             nodeids: a.nodeids,
+            ca_fingerprint: None,
+            overlay: None,
         };
         let id = runtime()?.block_on(super::enroll::enroll(&opts, super::now_unix()))?;
         tracing::info!(

@@ -22,6 +22,23 @@ pub const NS_BASE: &str = "urn:ietf:params:xml:ns:p2p:config-base";
 pub const NS_CHORD: &str = "urn:ietf:params:xml:ns:p2p:config-chord";
 /// Media type of the document (RFC 6940 14.16).
 pub const MEDIA_TYPE: &str = "application/p2p-overlay+xml";
+/// The `mandatory-extension`s p2psip implements, and lists in every document it writes.
+pub const SUPPORTED_EXTENSIONS: &[&str] = &[reload::crypto::x509::REGISTRAR_EXTENSION_NS];
+
+/// Refuses a verified configuration that lacks an extension this node needs (the registrar
+/// role: without it, other peers would refuse the registrations we store).
+pub fn require_extensions(conf: &OverlayConfig) -> Result<(), PkiError> {
+    for ns in SUPPORTED_EXTENSIONS {
+        if !conf.mandatory_extensions.iter().any(|m| m == ns) {
+            return Err(PkiError::Config(format!(
+                "the overlay configuration does not list the mandatory-extension {ns}, which \
+                 p2psip registrars need (RFC 6940 11.1); it was written by an older or foreign \
+                 CA"
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// What goes into a configuration document we write.
 #[derive(Debug, Clone)]
@@ -73,6 +90,16 @@ const KINDS: &[KindSpec] = &[
         access: "USER-MATCH",
         max_count: 4,
         max_size: 4000,
+        max_node_multiple: None,
+    },
+    // p2psip-private (RFC 6940 7.4.5 / 14.6): shared SIP users' encrypted digest credentials
+    // (reload::storage::KIND_P2PSIP_CREDENTIALS = 0xF0005301), written by registrars only.
+    KindSpec {
+        name: "4026553089",
+        data_model: "SINGLE",
+        access: "P2PSIP-REGISTRAR",
+        max_count: 1,
+        max_size: 1000,
         max_node_multiple: None,
     },
     KindSpec {
@@ -130,6 +157,13 @@ pub fn build(p: &ConfigParams, signer: &NodeKey, signer_cert: &[u8]) -> Result<S
         ));
     }
     c.push_str("  <self-signed-permitted digest=\"sha256\">false</self-signed-permitted>\n");
+    // p2psip registrars store their phones' registrations under the registrar role
+    // (docs/SECURITY.md): peers that do not implement it must not join (RFC 6940 11.1).
+    for ns in SUPPORTED_EXTENSIONS {
+        c.push_str(&format!(
+            "  <mandatory-extension>{ns}</mandatory-extension>\n"
+        ));
+    }
     for (addr, port) in &p.bootstrap {
         c.push_str(&format!(
             "  <bootstrap-node address=\"{}\" port=\"{port}\"/>\n",
@@ -138,8 +172,13 @@ pub fn build(p: &ConfigParams, signer: &NodeKey, signer_cert: &[u8]) -> Result<S
     }
     c.push_str("  <required-kinds>\n");
     for k in KINDS {
+        let attr = if k.name.bytes().all(|b| b.is_ascii_digit()) {
+            "id"
+        } else {
+            "name"
+        };
         let mut kind = format!(
-            "<kind name=\"{}\"><data-model>{}</data-model><access-control>{}</access-control>\
+            "<kind {attr}=\"{}\"><data-model>{}</data-model><access-control>{}</access-control>\
              <max-count>{}</max-count><max-size>{}</max-size>",
             k.name, k.data_model, k.access, k.max_count, k.max_size
         );
@@ -179,6 +218,8 @@ pub struct OverlayConfig {
     pub bootstrap: Vec<(String, u16)>,
     /// Names of the Kinds in `required-kinds` (each kind-signature verified).
     pub kinds: Vec<String>,
+    /// `mandatory-extension`s (each one p2psip implements; others are refused).
+    pub mandatory_extensions: Vec<String>,
     /// The certificate (DER) that signed the document: one of `root_certs`.
     pub signer: Vec<u8>,
 }
@@ -387,6 +428,17 @@ pub fn verify(
         };
         bootstrap.push((addr, port));
     }
+    let mut mandatory_extensions = Vec::new();
+    for m in elements(inner, "mandatory-extension")? {
+        let ns = xml_unescape(m.inner.trim());
+        if !SUPPORTED_EXTENSIONS.contains(&ns.as_str()) {
+            return Err(PkiError::Config(format!(
+                "mandatory-extension {ns} is not supported by p2psip; refusing this overlay \
+                 (RFC 6940 11.1)"
+            )));
+        }
+        mandatory_extensions.push(ns);
+    }
     let mut kinds = Vec::new();
     for kb in elements(inner, "kind-block")? {
         let k = elements(kb.inner, "kind")?;
@@ -419,6 +471,7 @@ pub fn verify(
         enrollment_servers,
         bootstrap,
         kinds,
+        mandatory_extensions,
         signer,
     })
 }
@@ -481,13 +534,55 @@ mod tests {
                 "SIP-REGISTRATION",
                 "CERTIFICATE_BY_NODE",
                 "CERTIFICATE_BY_USER",
+                "4026553089",
                 "TURN-SERVICE"
             ]
         );
         assert!(xml.contains("<max-node-multiple>20</max-node-multiple>"));
+        assert!(xml.contains("<kind id=\"4026553089\"><data-model>SINGLE"));
         assert!(xml.contains("<access-control>USER-NODE-MATCH</access-control>"));
         // Without a pin: self-consistent document.
         verify(&xml, None, None, NOW).unwrap();
+    }
+
+    #[test]
+    fn mandatory_extension_listed_and_unknown_ones_refused() {
+        let (d, ca, xml) = doc();
+        let c = verify(&xml, Some(ca.cert_der()), None, NOW).unwrap();
+        assert_eq!(c.mandatory_extensions, SUPPORTED_EXTENSIONS);
+        require_extensions(&c).unwrap();
+        let mut without = c.clone();
+        without.mandatory_extensions.clear();
+        assert!(require_extensions(&without).is_err());
+        // A document (validly signed) naming an extension we lack is refused.
+        let params = ConfigParams {
+            overlay: "lab.example".into(),
+            sequence: 1,
+            expiration: NOW + 86_400,
+            root_certs: vec![ca.cert_der().to_vec()],
+            enrollment_servers: vec![],
+            bootstrap: vec![],
+        };
+        let pem = std::fs::read_to_string(d.path().join(crate::pki::ca::CA_KEY)).unwrap();
+        let kp = rcgen::KeyPair::from_pem(&pem).unwrap();
+        let key = NodeKey::from_pkcs8(kp.serialized_der()).unwrap();
+        let good = build(&params, &key, ca.cert_der()).unwrap();
+        let conf_start = good.find("<configuration").unwrap();
+        let conf_end = good.find("</configuration>").unwrap() + "</configuration>".len();
+        let conf = good[conf_start..conf_end].replace(
+            "<self-signed-permitted",
+            "<mandatory-extension>urn:example:unknown</mandatory-extension>\n  <self-signed-permitted",
+        );
+        let sig = SecurityBlock::sign(&key, ca.cert_der(), conf.as_bytes())
+            .unwrap()
+            .encode()
+            .unwrap();
+        let bad = format!(
+            "<overlay>{conf}<signature>{}</signature></overlay>",
+            B64.encode(sig)
+        );
+        let e = verify(&bad, Some(ca.cert_der()), None, NOW).unwrap_err();
+        assert!(e.to_string().contains("urn:example:unknown"), "{e}");
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub fn make_csr(key: &rcgen::KeyPair, user: &str) -> Result<Vec<u8>, PkiError> {
 #[derive(Default)]
 pub struct Users {
     by_name: HashMap<String, (Vec<u8>, u32, Vec<u8>)>,
+    /// One password for every (valid) user name: the embedded server of a node.
+    shared: Option<(Vec<u8>, u32, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for Users {
@@ -117,18 +119,18 @@ impl Users {
 
     /// Adds a user with a plaintext password (hashed here).
     pub fn add(&mut self, user: &str, password: &str) -> Result<(), PkiError> {
-        let salt = super::random::<16>()?.to_vec();
-        let mut hash = vec![0u8; 32];
-        pbkdf2::derive(
-            pbkdf2::PBKDF2_HMAC_SHA256,
-            iter(PBKDF2_ITER),
-            &salt,
-            password.as_bytes(),
-            &mut hash,
-        );
-        self.by_name
-            .insert(user.to_string(), (salt, PBKDF2_ITER, hash));
+        let h = hash_password(password)?;
+        self.by_name.insert(user.to_string(), h);
         Ok(())
+    }
+
+    /// Users where any acceptable name enrolls with the overlay password `password` (the
+    /// embedded enrollment server of a CA-holding node).
+    pub fn shared_password(password: &str) -> Result<Users, PkiError> {
+        Ok(Users {
+            by_name: HashMap::new(),
+            shared: Some(hash_password(password)?),
+        })
     }
 
     /// The stored line for `user` in the hashed format.
@@ -144,7 +146,7 @@ impl Users {
 
     /// True if the password is right (compared in constant time).
     pub fn check(&self, user: &str, password: &[u8]) -> bool {
-        match self.by_name.get(user) {
+        match self.by_name.get(user).or(self.shared.as_ref()) {
             Some((salt, it, hash)) => {
                 pbkdf2::verify(pbkdf2::PBKDF2_HMAC_SHA256, iter(*it), salt, password, hash).is_ok()
             }
@@ -170,14 +172,41 @@ impl Users {
 
     /// True if there are no users.
     pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
+        self.by_name.is_empty() && self.shared.is_none()
     }
+}
+
+/// A salted PBKDF2-HMAC-SHA256 hash of `password`: (salt, iterations, hash).
+fn hash_password(password: &str) -> Result<(Vec<u8>, u32, Vec<u8>), PkiError> {
+    let salt = super::random::<16>()?.to_vec();
+    let mut hash = vec![0u8; 32];
+    pbkdf2::derive(
+        pbkdf2::PBKDF2_HMAC_SHA256,
+        iter(PBKDF2_ITER),
+        &salt,
+        password.as_bytes(),
+        &mut hash,
+    );
+    Ok((salt, PBKDF2_ITER, hash))
+}
+
+/// What an enrollment server grants beyond the RFC's certificate.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// AOR domains of the registrar role put into every certificate (empty: no role).
+    pub registrar: Vec<String>,
+    /// Each enrollment gets new Node-IDs, even for a user name seen before (shared-password
+    /// servers, where many nodes may use the same name).
+    pub fresh_node_ids: bool,
+    /// The overlay credential key handed to authenticated registrar nodes (docs/SECURITY.md).
+    pub credential_key: Option<Vec<u8>>,
 }
 
 struct ServerState {
     ca: Mutex<Ca>,
     users: Users,
     config_xml: String,
+    grants: Grants,
 }
 
 /// Binds `listen` (port 0 picks a free port).
@@ -199,13 +228,39 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
     now: i64,
 ) -> Result<(), PkiError> {
-    let ca = Ca::load(ca_dir, now)?;
     let users_path = users_file.unwrap_or_else(|| ca_dir.join("users.txt"));
     let text = std::fs::read_to_string(&users_path).map_err(|source| PkiError::Io {
         path: users_path.clone(),
         source,
     })?;
     let users = Users::parse(&text, &users_path.display().to_string())?;
+    let users_from = format!("{} users from {}", users.len(), users_path.display());
+    serve_with(
+        ca_dir,
+        listener,
+        users,
+        &users_from,
+        Grants::default(),
+        host,
+        shutdown,
+        now,
+    )
+    .await
+}
+
+/// [`serve`] with the users given and what the server grants (the embedded server of a node).
+#[allow(clippy::too_many_arguments)]
+pub async fn serve_with(
+    ca_dir: &Path,
+    listener: TcpListener,
+    users: Users,
+    users_from: &str,
+    grants: Grants,
+    host: Option<String>,
+    shutdown: impl std::future::Future<Output = ()>,
+    now: i64,
+) -> Result<(), PkiError> {
+    let ca = Ca::load(ca_dir, now)?;
     let bound = listener.local_addr().map_err(|source| PkiError::Io {
         path: PathBuf::from("listening socket"),
         source,
@@ -232,6 +287,7 @@ pub async fn serve(
         config_xml: ca.config_xml()?,
         ca: Mutex::new(ca),
         users,
+        grants,
     });
     let overlay = state
         .ca
@@ -244,10 +300,9 @@ pub async fn serve(
         host.clone()
     };
     tracing::info!(
-        "enrollment server for overlay {overlay} listening on {bound} (https://{url_host}:{}/), {} users from {}; CA certificate SHA-256 fingerprint {}",
+        "enrollment server for overlay {overlay} listening on {bound} (https://{url_host}:{}/), {}; CA certificate SHA-256 fingerprint {}",
         bound.port(),
-        state.users.len(),
-        users_path.display(),
+        users_from,
         hex::encode(super::sign::sha256(
             state
                 .ca
@@ -328,6 +383,9 @@ where
         )
         .await;
     }
+    if path == CREDENTIAL_KEY_PATH {
+        return credential_key_request(s, &req, st, peer).await;
+    }
     let result = enroll_request(&req, st);
     match result {
         Ok((user, der, ids)) => {
@@ -369,6 +427,65 @@ where
     }
 }
 
+/// Path where an enrolled registrar node fetches the overlay credential key (p2psip, not
+/// RFC 6940): multipart/form-data `username` and `password`, as for enrollment.
+pub const CREDENTIAL_KEY_PATH: &str = "/p2psip/credential-key";
+
+async fn credential_key_request<S>(
+    s: &mut S,
+    req: &http::Message,
+    st: &ServerState,
+    peer: SocketAddr,
+) -> Result<(), PkiError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let ct = req.header("content-type").unwrap_or_default();
+    let parts = http::parse_multipart(ct, &req.body).unwrap_or_default();
+    let get = |n: &str| parts.iter().find(|p| p.name == n);
+    let user = get("username")
+        .and_then(|p| std::str::from_utf8(&p.data).ok())
+        .unwrap_or_default();
+    let password = get("password")
+        .map(|p| p.data.as_slice())
+        .unwrap_or_default();
+    let ok = st.users.check(user, password);
+    match (
+        &st.grants.credential_key,
+        ok && !st.grants.registrar.is_empty(),
+    ) {
+        (Some(key), true) => {
+            tracing::info!("handed the overlay credential key to registrar user {user} at {peer}");
+            http::write_message(
+                s,
+                "HTTP/1.1 200 OK",
+                &[("Content-Type", "application/octet-stream")],
+                key,
+            )
+            .await
+        }
+        (None, _) => {
+            http::write_message(
+                s,
+                "HTTP/1.1 404 Not Found",
+                &[("Content-Type", "text/plain")],
+                b"no credential key",
+            )
+            .await
+        }
+        (Some(_), false) => {
+            tracing::info!("refused the credential key to {peer}: failed_authentication");
+            http::write_message(
+                s,
+                "HTTP/1.1 403 Forbidden",
+                &[("Content-Type", "text/plain")],
+                Refusal::FailedAuthentication.token().as_bytes(),
+            )
+            .await
+        }
+    }
+}
+
 type Issued = (String, Vec<u8>, Vec<reload::wire::NodeId>);
 
 fn enroll_request(req: &http::Message, st: &ServerState) -> Result<Issued, PkiError> {
@@ -397,7 +514,15 @@ fn enroll_request(req: &http::Message, st: &ServerState) -> Result<Issued, PkiEr
         .ca
         .lock()
         .map_err(|_| PkiError::Enroll("CA state poisoned".into()))?;
-    let der = ca.issue(&csr.data, &user, count, now)?;
+    let roles: Vec<&str> = st.grants.registrar.iter().map(String::as_str).collect();
+    let der = ca.issue_ext(
+        &csr.data,
+        &user,
+        count,
+        &roles,
+        st.grants.fresh_node_ids,
+        now,
+    )?;
     let ids = cert::parse(&der, ca.overlay())?.node_ids;
     Ok((user, der, ids))
 }
@@ -419,6 +544,10 @@ pub struct EnrollOptions {
     pub insecure_first_contact: bool,
     /// Number of Node-IDs wanted.
     pub nodeids: usize,
+    /// SHA-256 (hex) of the overlay CA certificate to accept on first contact.
+    pub ca_fingerprint: Option<String>,
+    /// The overlay the configuration must name, when known.
+    pub overlay: Option<String>,
 }
 
 /// A server certificate verifier that accepts any certificate (handshake signatures are still
@@ -486,7 +615,88 @@ async fn exchange(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<(http::Message, Vec<u8>), PkiError> {
-    let cfg = client_tls(root)?;
+    exchange_with(url, client_tls(root)?, start, headers, body).await
+}
+
+/// A server certificate verifier for a node joining with a password: the server must hold a
+/// certificate from the pinned overlay root that is not a node certificate (no reload URI),
+/// whatever its host name (a lab enrollment server listening on 0.0.0.0 cannot know the
+/// address a node dials).
+#[derive(Debug)]
+struct PinnedRootAnyName(Vec<u8>, Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for PinnedRootAnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        cert::verify_chain(end_entity, &self.0, "", now)
+            .map_err(|e| rustls::Error::General(format!("enrollment server certificate: {e}")))?;
+        let node_cert = {
+            use x509_parser::prelude::{FromDer, X509Certificate};
+            let (_, c) = X509Certificate::from_der(end_entity)
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
+            c.subject_alternative_name().ok().flatten().is_some_and(|san| {
+                san.value.general_names.iter().any(|g| {
+                    matches!(g, x509_parser::extensions::GeneralName::URI(u) if u.starts_with("reload:"))
+                })
+            })
+        };
+        if node_cert {
+            return Err(rustls::Error::General(
+                "the enrollment server presented a node certificate".into(),
+            ));
+        }
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.1.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.1.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.1.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn client_tls_any_name(root: &[u8]) -> Result<rustls::ClientConfig, PkiError> {
+    Ok(
+        rustls::ClientConfig::builder_with_provider(super::tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| PkiError::Crypto(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedRootAnyName(
+                root.to_vec(),
+                super::tls::provider(),
+            )))
+            .with_no_client_auth(),
+    )
+}
+
+/// One HTTPS exchange with a given TLS client configuration.
+async fn exchange_with(
+    url: &Url,
+    cfg: rustls::ClientConfig,
+    start: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(http::Message, Vec<u8>), PkiError> {
     let name = ServerName::try_from(url.host.clone())
         .map_err(|_| PkiError::Enroll(format!("bad host name {:?}", url.host)))?;
     tokio::time::timeout(EXCHANGE_TIMEOUT, async {
@@ -521,7 +731,7 @@ pub async fn enroll(opts: &EnrollOptions, now: i64) -> Result<Identity, PkiError
     let url = Url::parse(&opts.server)?;
     let mut pinned = match &opts.ca_cert {
         Some(p) => Some(super::read_pem(p, "CERTIFICATE")?),
-        None if opts.insecure_first_contact => None,
+        None if opts.insecure_first_contact || opts.ca_fingerprint.is_some() => None,
         None => {
             return Err(PkiError::Enroll(
                 "give the overlay CA certificate with --ca-cert FILE, or accept the server on \
@@ -550,8 +760,17 @@ pub async fn enroll(opts: &EnrollOptions, now: i64) -> Result<Identity, PkiError
     }
     let xml = String::from_utf8(resp.body)
         .map_err(|_| PkiError::Config("configuration document is not UTF-8".into()))?;
-    let conf = config_doc::verify(&xml, pinned.as_deref(), None, now)?;
+    let conf = config_doc::verify(&xml, pinned.as_deref(), opts.overlay.as_deref(), now)?;
+    config_doc::require_extensions(&conf)?;
     if pinned.is_none() {
+        let fp = hex::encode(super::sign::sha256(&conf.signer));
+        if let Some(want) = &opts.ca_fingerprint
+            && !want.eq_ignore_ascii_case(&fp)
+        {
+            return Err(PkiError::Enroll(format!(
+                "the overlay CA has SHA-256 fingerprint {fp}, not the expected {want}"
+            )));
+        }
         // First contact: the HTTPS server must hold a certificate from the overlay's own CA.
         cert::verify_chain(&server_cert, &conf.signer, &conf.overlay, now).map_err(|e| {
             PkiError::Enroll(format!(
@@ -595,9 +814,16 @@ pub async fn enroll(opts: &EnrollOptions, now: i64) -> Result<Identity, PkiError
         data: csr,
     });
     let (ct, body) = http::multipart(&parts)?;
-    let (resp, _) = exchange(
+    // With the CA handed out beforehand the server's name is checked too; after first contact
+    // (or a fingerprint pin) only that the server holds a server certificate from the root.
+    let post_tls = if opts.ca_cert.is_some() {
+        client_tls(Some(&root))?
+    } else {
+        client_tls_any_name(&root)?
+    };
+    let (resp, _) = exchange_with(
         &url,
-        Some(&root),
+        post_tls,
         &format!("POST {} HTTP/1.1", url.path),
         &[("Accept", "application/pkix-cert"), ("Content-Type", &ct)],
         &body,
@@ -639,6 +865,52 @@ pub async fn enroll(opts: &EnrollOptions, now: i64) -> Result<Identity, PkiError
     }
     id.save(&opts.data_dir, &xml)?;
     Ok(id)
+}
+
+/// Fetches the overlay credential key from the enrollment server at `server` (trusting only
+/// `root`), authenticating with the enrollment user name and password. `None`: the server has
+/// none to give.
+pub async fn fetch_credential_key(
+    server: &str,
+    root: &[u8],
+    user: &str,
+    password: &str,
+) -> Result<Option<Vec<u8>>, PkiError> {
+    let url = Url {
+        path: CREDENTIAL_KEY_PATH.to_string(),
+        ..Url::parse(server)?
+    };
+    let (ct, body) = http::multipart(&[
+        Part {
+            name: "username".into(),
+            content_type: None,
+            data: user.as_bytes().to_vec(),
+        },
+        Part {
+            name: "password".into(),
+            content_type: None,
+            data: password.as_bytes().to_vec(),
+        },
+    ])?;
+    let (resp, _) = exchange_with(
+        &url,
+        client_tls_any_name(root)?,
+        &format!("POST {CREDENTIAL_KEY_PATH} HTTP/1.1"),
+        &[("Content-Type", &ct)],
+        &body,
+    )
+    .await?;
+    match resp.start[1].as_str() {
+        "200" => Ok(Some(resp.body)),
+        "404" => Ok(None),
+        "403" => Err(PkiError::Refused(Refusal::from_token(
+            &String::from_utf8_lossy(&resp.body),
+        ))),
+        other => Err(PkiError::Enroll(format!(
+            "POST {CREDENTIAL_KEY_PATH}: {other} {}",
+            resp.start[2]
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -700,6 +972,8 @@ mod tests {
             ca_cert: Some(d.join("ca").join(super::super::ca::CA_CERT)),
             insecure_first_contact: false,
             nodeids: n,
+            ca_fingerprint: None,
+            overlay: None,
         }
     }
 

@@ -116,6 +116,9 @@ impl Identity {
             }
             other => other,
         })?;
+        config_doc::require_extensions(&conf).map_err(|e| {
+            PkiError::Config(format!("{}: {e}", data_dir.join(OVERLAY_XML).display()))
+        })?;
         let key = read_pem(&data_dir.join(NODE_KEY), "PRIVATE KEY")?;
         let cert = read_pem(&data_dir.join(NODE_CERT), "CERTIFICATE")?;
         Identity::from_parts(key, cert, root, &conf.overlay, now)

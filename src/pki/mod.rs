@@ -14,6 +14,7 @@ pub mod cmd;
 pub mod config_doc;
 pub mod enroll;
 pub mod http;
+pub mod join;
 pub mod local;
 pub mod sign;
 pub mod tls;

@@ -7,10 +7,11 @@
 //!   discovery / ReDiR usage until it exists).
 //!
 //! Entries are stored with a one-hour lifetime and re-stored every half hour; a SIGHUP
-//! stores the new DID list at once. USER-NODE-MATCH needs a certificate for each such
-//! "user" name; the node issues it with the local CA when it has one (as for phones).
+//! stores the new DID list at once. As for phones' registrations, the node may store these
+//! entries for other user names because its certificate carries the registrar role
+//! (docs/CALLS.md).
 
-use crate::gateway::publish::{CertIssuer, resource_of, route_value};
+use crate::gateway::publish::{resource_of, route_value};
 use crate::overlay::OverlayHandle;
 use reload::codec::{Codec, Opaque};
 use reload::storage::{DataValue, KIND_SIP_REGISTRATION, ValueKey};
@@ -30,7 +31,6 @@ pub fn uri_value(aor: &str) -> Vec<u8> {
 /// Stores the entries now (in a task).
 pub fn store_all(
     overlay: OverlayHandle,
-    issuer: Option<CertIssuer>,
     domain: String,
     dids: Vec<(String, String)>,
     gateway: bool,
@@ -48,25 +48,6 @@ pub fn store_all(
         }
         for (name, value) in entries {
             let resource = resource_of(&name);
-            if let Some(issuer) = &issuer {
-                let have = overlay
-                    .user_certs
-                    .lock()
-                    .map(|m| m.contains_key(&resource.0))
-                    .unwrap_or(true);
-                if !have {
-                    match issuer(&name) {
-                        Ok(der) => {
-                            if let Ok(mut m) = overlay.user_certs.lock() {
-                                m.insert(resource.0.clone(), der);
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!("could not issue a certificate for {name}: {e}");
-                        }
-                    }
-                }
-            }
             let r = overlay
                 .store(
                     resource,
@@ -92,7 +73,6 @@ pub fn store_all(
 /// Re-stores the entries every half hour with the plan current at that time.
 pub fn spawn_refresh(
     overlay: OverlayHandle,
-    issuer: Option<CertIssuer>,
     domain: String,
     plan: super::SharedPlan,
     gateway: bool,
@@ -104,13 +84,7 @@ pub fn spawn_refresh(
                 .map(|p| p.dids.iter().map(|(a, b)| (a.clone(), b.clone())).collect())
                 .unwrap_or_default();
             if !dids.is_empty() || gateway {
-                store_all(
-                    overlay.clone(),
-                    issuer.clone(),
-                    domain.clone(),
-                    dids,
-                    gateway,
-                );
+                store_all(overlay.clone(), domain.clone(), dids, gateway);
             }
             tokio::time::sleep(Duration::from_secs(u64::from(LIFETIME / 2))).await;
         }

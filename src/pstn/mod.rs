@@ -447,6 +447,24 @@ impl Bridge {
             self.refuse(ep, now, &key, &request, 403, "Forbidden");
             return None;
         }
+        {
+            let plan = lock(&self.plan);
+            let emergency = plan
+                .dialplan
+                .config()
+                .emergency
+                .contains(&dialplan::strip_visual(number));
+            if !emergency && plan.dialplan.normalize(number).is_none() {
+                // Not a number the dial plan can place (an extension-like string): the
+                // proxy answers it like any unknown user.
+                drop(plan);
+                return Some(Event::Request {
+                    key,
+                    request,
+                    source,
+                });
+            }
+        }
         if self.trunks.is_empty() {
             if !request.headers.contains("Proxy-Authorization")
                 && let AuthVerdict::Reject {
@@ -645,7 +663,6 @@ pub fn start(
     loaded: &crate::config::Loaded,
     proxy: &sip::proxy::ProxyConfig,
     overlay: &crate::overlay::OverlayHandle,
-    issuer: Option<crate::gateway::publish::CertIssuer>,
 ) -> Result<Option<(Bridge, SharedPlan)>, String> {
     let c = &loaded.config;
     let plan = Plan::load(loaded)?;
@@ -677,7 +694,6 @@ pub fn start(
     let shared: SharedPlan = Arc::new(Mutex::new(plan));
     advertise::spawn_refresh(
         overlay.clone(),
-        issuer,
         c.sip.domain.clone(),
         shared.clone(),
         !trunks.is_empty(),
@@ -698,7 +714,6 @@ pub fn reload(
     loaded: &crate::config::Loaded,
     plan: &SharedPlan,
     overlay: &crate::overlay::OverlayHandle,
-    issuer: Option<crate::gateway::publish::CertIssuer>,
 ) {
     let fresh = match &loaded.source {
         crate::config::Source::File(p) => crate::config::load(Some(p)).map_err(|e| e.to_string()),
@@ -717,7 +732,6 @@ pub fn reload(
             *lock(plan) = p;
             advertise::store_all(
                 overlay.clone(),
-                issuer,
                 loaded.config.sip.domain.clone(),
                 dids,
                 !loaded.config.trunks.is_empty(),

@@ -198,3 +198,24 @@ pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<i32> {
         std::thread::sleep(Duration::from_millis(20)); // ok: polling interval of a bounded wait
     }
 }
+
+/// The enrollment password of test overlays.
+pub const ENROLL_PASSWORD: &str = "test-enroll-pw";
+
+/// The `overlay.enrollment` line of a test config (indented for the `overlay:` section): the
+/// first node serves enrollment with [`ENROLL_PASSWORD`] on a free port; a joining node
+/// (`server` = the first node's enrollment address) enrolls there with it.
+pub fn enrollment_yaml(server: Option<std::net::SocketAddr>) -> String {
+    match server {
+        None => format!("  enrollment: {{listen: \"127.0.0.1:0\", password: {ENROLL_PASSWORD}}}\n"),
+        Some(a) => format!(
+            "  enrollment: {{password: {ENROLL_PASSWORD}, server: \"https://{a}/enroll\"}}\n"
+        ),
+    }
+}
+
+/// Waits for the node's embedded enrollment server and returns its address.
+pub fn enrollment_server(p: &mut NodeProc) -> std::net::SocketAddr {
+    let l = p.wait_line("enrollment server for overlay", Duration::from_secs(20));
+    addr_after(&l, "listening on ")
+}

@@ -68,3 +68,21 @@ fn help_lists_every_subcommand() {
         assert!(text.contains(sub), "--help lacks {sub}: {text}");
     }
 }
+
+#[test]
+fn office_example_configs_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/office");
+    for f in ["pbx1.yaml", "pbx2.yaml", "pbx3.yaml"] {
+        let out = std::process::Command::new(crate::harness::bin())
+            .arg("check-config")
+            .arg(dir.join(f))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{f}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -1,14 +1,13 @@
 //! Five `p2psip` processes on loopback form a CHORD-RELOAD ring over TLS links; values stored
 //! at one are fetched at every other; SIGKILL of one loses nothing and the ring repairs.
-//! Nodes 2..5 share node 1's overlay CA by copying its `data/ca` directory before their first
-//! start (they then enroll in-process with it; docs/DEPLOY.md describes the operator path).
+//! Nodes 2..5 join by enrollment: node 1 holds the overlay CA and serves enrollment embedded;
+//! the others are given its address and the enrollment password (docs/SECURITY.md).
 
 use crate::harness::NodeProc;
-use crate::harness::addr_after;
+use crate::harness::{addr_after, enrollment_server, enrollment_yaml};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
@@ -48,19 +47,6 @@ pub fn wait_for<R>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let p = e.path();
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 /// A node of the test overlay.
 pub struct OverlayNode {
     /// The process.
@@ -71,21 +57,39 @@ pub struct OverlayNode {
     pub admin: SocketAddr,
     /// User name.
     pub user: String,
+    /// Its embedded enrollment server (the first node's).
+    pub enroll: Option<SocketAddr>,
 }
 
-/// Config text for a loopback lab node.
-pub fn node_config(user: &str, bootstrap: Option<SocketAddr>) -> String {
-    node_config_at(user, 0, bootstrap)
+/// Config text for a loopback lab node: the first (no bootstrap) serves enrollment; a node
+/// given `enroll` joins by enrollment there; a node with a bootstrap but no `enroll` creates
+/// its own CA (a stranger).
+pub fn node_config(
+    user: &str,
+    bootstrap: Option<SocketAddr>,
+    enroll: Option<SocketAddr>,
+) -> String {
+    node_config_at(user, 0, bootstrap, enroll)
 }
 
 /// Config text for a loopback lab node with the overlay on `port` (0 = any).
-pub fn node_config_at(user: &str, port: u16, bootstrap: Option<SocketAddr>) -> String {
+pub fn node_config_at(
+    user: &str,
+    port: u16,
+    bootstrap: Option<SocketAddr>,
+    enroll: Option<SocketAddr>,
+) -> String {
     let b = bootstrap
         .map(|a| format!("  bootstrap: [\"{a}\"]\n"))
         .unwrap_or_default();
+    let e = match (bootstrap, enroll) {
+        (None, _) => enrollment_yaml(None),
+        (Some(_), Some(s)) => enrollment_yaml(Some(s)),
+        (Some(_), None) => String::new(),
+    };
     format!(
         "sip:\n  udp: [\"127.0.0.1:0\"]\n  tcp: [\"127.0.0.1:0\"]\n\
-         overlay:\n  instance_name: lab.p2psip\n  node_user: {user}\n  listen: \"127.0.0.1:{port}\"\n  discovery: {{enabled: false}}\n{b}\
+         overlay:\n  instance_name: lab.p2psip\n  node_user: {user}\n  listen: \"127.0.0.1:{port}\"\n  discovery: {{enabled: false}}\n{b}{e}\
          admin:\n  listen: \"127.0.0.1:0\"\n  debug: true\n"
     )
 }
@@ -97,14 +101,14 @@ pub fn start_overlay(n: usize, env: &[(&str, &str)]) -> Vec<OverlayNode> {
         let user = format!("n{i}");
         let dir = tempfile::tempdir().unwrap();
         let boot = nodes.first().map(|f| f.overlay);
-        std::fs::write(dir.path().join("config.yaml"), node_config(&user, boot)).unwrap();
-        if let Some(first) = nodes.first() {
-            copy_dir(
-                &first.proc.path().join("data/ca"),
-                &dir.path().join("data/ca"),
-            );
-        }
+        let enroll = nodes.first().and_then(|f| f.enroll);
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            node_config(&user, boot, enroll),
+        )
+        .unwrap();
         let mut p = NodeProc::start_in_env(dir, &[], env);
+        let server = boot.is_none().then(|| enrollment_server(&mut p));
         let overlay = addr_after(&p.wait_line("listening on tls ", T), "listening on tls ");
         let admin = addr_after(
             &p.wait_line("admin listening on http ", T),
@@ -115,6 +119,7 @@ pub fn start_overlay(n: usize, env: &[(&str, &str)]) -> Vec<OverlayNode> {
             overlay,
             admin,
             user,
+            enroll: server,
         });
     }
     nodes
@@ -134,42 +139,59 @@ fn ids(v: &Value, key: &str) -> Vec<String> {
 /// Waits until every node is joined and each one's first successor is the next Node-ID on
 /// the ring of `nodes`.
 pub fn wait_ring(nodes: &[&OverlayNode], timeout: Duration) {
-    wait_for("a consistent ring", timeout, || {
-        let st: Vec<Value> = nodes
-            .iter()
-            .map(|n| status(n.admin))
-            .collect::<Option<_>>()?;
-        let mut all: Vec<String> = st
-            .iter()
-            .map(|s| s["node_id"].as_str().unwrap_or_default().to_string())
-            .collect();
-        all.sort();
-        for s in &st {
-            if s["joined"] != Value::Bool(true) {
-                return None;
+    let deadline = Instant::now() + timeout;
+    let last = std::cell::RefCell::new(Vec::new());
+    wait_for(
+        "a consistent ring",
+        timeout + Duration::from_secs(1),
+        || {
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for a consistent ring; last status:\n{}",
+                    last.borrow()
+                        .iter()
+                        .map(|v: &Value| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
             }
-            let me = s["node_id"].as_str()?;
-            let i = all.iter().position(|x| x == me)?;
-            let next = &all[(i + 1) % all.len()];
-            let prev = &all[(i + all.len() - 1) % all.len()];
-            if ids(s, "successors").first() != Some(next)
-                || ids(s, "predecessors").first() != Some(prev)
-            {
-                return None;
+            let st: Vec<Value> = nodes
+                .iter()
+                .map(|n| status(n.admin))
+                .collect::<Option<_>>()?;
+            *last.borrow_mut() = st.clone();
+            let mut all: Vec<String> = st
+                .iter()
+                .map(|s| s["node_id"].as_str().unwrap_or_default().to_string())
+                .collect();
+            all.sort();
+            for s in &st {
+                if s["joined"] != Value::Bool(true) {
+                    return None;
+                }
+                let me = s["node_id"].as_str()?;
+                let i = all.iter().position(|x| x == me)?;
+                let next = &all[(i + 1) % all.len()];
+                let prev = &all[(i + all.len() - 1) % all.len()];
+                if ids(s, "successors").first() != Some(next)
+                    || ids(s, "predecessors").first() != Some(prev)
+                {
+                    return None;
+                }
             }
-        }
-        Some(())
-    })
+            Some(())
+        },
+    )
 }
 
-fn store(n: &OverlayNode, value: &str) {
+pub fn store(n: &OverlayNode, value: &str) {
     wait_for(&format!("store at {}", n.user), T, || {
         let (c, _) = http(n.admin, "POST", "/debug/store", value.as_bytes())?;
         (c == 200).then_some(())
     })
 }
 
-fn fetch(n: &OverlayNode, user: &str) -> Option<Vec<String>> {
+pub fn fetch(n: &OverlayNode, user: &str) -> Option<Vec<String>> {
     let (c, b) = http(n.admin, "GET", &format!("/debug/fetch?user={user}"), b"")?;
     if c != 200 {
         return None;
@@ -329,15 +351,11 @@ fn wireshark_decodes_every_method_without_malformed_packets() {
         let user = format!("w{}", i + 1);
         let dir = tempfile::tempdir().unwrap();
         let boot = nodes.first().map(|f| f.overlay);
-        let cfg = node_config_at(&user, *port, boot);
+        let enroll = nodes.first().and_then(|f| f.enroll);
+        let cfg = node_config_at(&user, *port, boot, enroll);
         std::fs::write(dir.path().join("config.yaml"), cfg).unwrap();
-        if let Some(first) = nodes.first() {
-            copy_dir(
-                &first.proc.path().join("data/ca"),
-                &dir.path().join("data/ca"),
-            );
-        }
         let mut p = NodeProc::start_in_env(dir, &[], &env);
+        let server = boot.is_none().then(|| enrollment_server(&mut p));
         let overlay = addr_after(&p.wait_line("listening on tls ", T), "listening on tls ");
         assert_eq!(overlay.port(), *port);
         let admin = addr_after(
@@ -349,6 +367,7 @@ fn wireshark_decodes_every_method_without_malformed_packets() {
             overlay,
             admin,
             user,
+            enroll: server,
         });
     }
     let refs: Vec<&OverlayNode> = nodes.iter().collect();
@@ -460,8 +479,14 @@ fn nodes_without_bootstrap_find_each_other_by_multicast() {
         .unwrap()
         .port();
     let group = format!("239.255.{}.{}:{port}", port % 250, (port / 250) % 250 + 1);
-    let cfg = |user: &str| {
-        node_config(user, None).replace(
+    let cfg = |user: &str, enroll: Option<SocketAddr>| {
+        let c = match enroll {
+            None => node_config(user, None, None),
+            // Joins by discovery: no bootstrap, but an enrollment server to enroll with.
+            Some(e) => node_config(user, None, None)
+                .replace(&enrollment_yaml(None), &enrollment_yaml(Some(e))),
+        };
+        c.replace(
             "discovery: {enabled: false}",
             &format!(
                 "discovery: {{enabled: true, group: \"{group}\", interface: 127.0.0.1, wait_ms: 1500, interval_ms: 200}}"
@@ -469,16 +494,16 @@ fn nodes_without_bootstrap_find_each_other_by_multicast() {
         )
     };
     let d1 = tempfile::tempdir().unwrap();
-    std::fs::write(d1.path().join("config.yaml"), cfg("m1")).unwrap();
+    std::fs::write(d1.path().join("config.yaml"), cfg("m1", None)).unwrap();
     let mut p1 = NodeProc::start_in_env(d1, &[], &[]);
+    let e1 = enrollment_server(&mut p1);
     p1.wait_line("starting a new overlay", T);
     let a1 = addr_after(
         &p1.wait_line("admin listening on http ", T),
         "admin listening on http ",
     );
     let d2 = tempfile::tempdir().unwrap();
-    std::fs::write(d2.path().join("config.yaml"), cfg("m2")).unwrap();
-    copy_dir(&p1.path().join("data/ca"), &d2.path().join("data/ca"));
+    std::fs::write(d2.path().join("config.yaml"), cfg("m2", Some(e1))).unwrap();
     let mut p2 = NodeProc::start_in_env(d2, &[], &[]);
     p2.wait_line("discovered overlay node", T);
     p2.wait_line("joining the overlay through", T);
@@ -491,6 +516,7 @@ fn nodes_without_bootstrap_find_each_other_by_multicast() {
         overlay: admin,
         admin,
         user: String::new(),
+        enroll: None,
     };
     let (n1, n2) = (o(p1, a1), o(p2, a2));
     wait_ring(&[&n1, &n2], Duration::from_secs(20));
@@ -505,7 +531,7 @@ fn node_from_another_ca_is_refused() {
     // Same overlay name, but its own CA (no copy of node 1's).
     std::fs::write(
         dir.path().join("config.yaml"),
-        node_config("stranger", Some(a.overlay)),
+        node_config("stranger", Some(a.overlay), None),
     )
     .unwrap();
     let mut b = NodeProc::start_in_env(dir, &[], &[]);

@@ -3,7 +3,7 @@
 //! replica. Skipped, with a printed reason, when sipp is not installed.
 
 use crate::harness::NodeProc;
-use crate::harness::addr_after;
+use crate::harness::{addr_after, enrollment_server, enrollment_yaml};
 use crate::overlay::{OverlayNode, http, wait_for, wait_ring};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -13,51 +13,36 @@ use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 /// A lab node with SIP users 1000..1004 (password pw-<user>, MD5 digest).
-fn config(user: &str, bootstrap: Option<SocketAddr>) -> String {
+fn config(user: &str, bootstrap: Option<SocketAddr>, enroll: Option<SocketAddr>) -> String {
     let b = bootstrap
         .map(|a| format!("  bootstrap: [\"{a}\"]\n"))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + &enrollment_yaml(enroll);
     let mut users = String::new();
     for u in 1000..1005 {
         users.push_str(&format!("  - {{name: \"{u}\", password: pw-{u}}}\n"));
     }
     format!(
         "sip:\n  udp: [\"127.0.0.1:0\"]\n  tcp: [\"127.0.0.1:0\"]\n\
-         registrar:\n  digest_algorithms: [MD5]\n\
+         registrar:\n  digest_algorithms: [MD5]\n  shared_users_ttl: 1\n\
          users:\n{users}\
-         overlay:\n  instance_name: lab.p2psip\n  node_user: {user}\n  listen: \"127.0.0.1:0\"\n{b}\
+         overlay:\n  instance_name: lab.p2psip\n  node_user: {user}\n  listen: \"127.0.0.1:0\"\n  discovery: {{enabled: false}}\n{b}\
          admin:\n  listen: \"127.0.0.1:0\"\n  debug: true\n"
     )
 }
 
-/// `n` nodes sharing the first one's overlay CA; (node, SIP UDP address) each.
-fn start(n: usize) -> Vec<(OverlayNode, SocketAddr)> {
+/// `n` nodes, the others enrolled at the first one; (node, SIP UDP address) each.
+pub(crate) fn start(n: usize) -> Vec<(OverlayNode, SocketAddr)> {
     let mut nodes: Vec<(OverlayNode, SocketAddr)> = Vec::new();
     for i in 1..=n {
         let user = format!("n{i}");
         let dir = tempfile::tempdir().unwrap();
         let boot = nodes.first().map(|f| f.0.overlay);
-        std::fs::write(dir.path().join("config.yaml"), config(&user, boot)).unwrap();
-        if let Some(first) = nodes.first() {
-            copy_dir(
-                &first.0.proc.path().join("data/ca"),
-                &dir.path().join("data/ca"),
-            );
-        }
+        let enroll = nodes.first().and_then(|f| f.0.enroll);
+        std::fs::write(dir.path().join("config.yaml"), config(&user, boot, enroll)).unwrap();
         let mut p = NodeProc::start_in_env(dir, &[], &[]);
+        let server = boot.is_none().then(|| enrollment_server(&mut p));
         let udp = addr_after(
             &p.wait_line("SIP listening on udp ", T),
             "SIP listening on udp ",
@@ -73,6 +58,7 @@ fn start(n: usize) -> Vec<(OverlayNode, SocketAddr)> {
                 overlay,
                 admin,
                 user,
+                enroll: server,
             },
             udp,
         ));
@@ -80,7 +66,7 @@ fn start(n: usize) -> Vec<(OverlayNode, SocketAddr)> {
     nodes
 }
 
-fn have_sipp() -> bool {
+pub(crate) fn have_sipp() -> bool {
     let ok = Command::new("sipp")
         .arg("-v")
         .stdout(Stdio::null())
@@ -94,14 +80,30 @@ fn have_sipp() -> bool {
 }
 
 /// Registers `user` at `node` with SIPp (one REGISTER with digest).
-fn register(dir: &Path, node: SocketAddr, user: &str, expires: u32, port: u16) {
+pub(crate) fn register(dir: &Path, node: SocketAddr, user: &str, expires: u32, port: u16) {
+    let code = sipp_register(dir, node, user, expires, port, "register.xml");
+    assert_eq!(code, Some(0), "sipp REGISTER of {user} failed");
+}
+
+/// One SIPp REGISTER of `user` (password pw-`user`) with `scenario` of deploy/sipp; its exit
+/// code (0: the scenario's expectations held).
+fn sipp_register(
+    dir: &Path,
+    node: SocketAddr,
+    user: &str,
+    expires: u32,
+    port: u16,
+    scenario: &str,
+) -> Option<i32> {
     let csv = dir.join(format!("cred-{user}.csv"));
     std::fs::write(
         &csv,
         format!("SEQUENTIAL\n{user};[authentication username={user} password=pw-{user}]\n"),
     )
     .unwrap();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/sipp/register.xml");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/sipp")
+        .join(scenario);
     let expires = expires.to_string();
     let mut c = Command::new("sipp")
         .arg(node.to_string())
@@ -132,7 +134,7 @@ fn register(dir: &Path, node: SocketAddr, user: &str, expires: u32, port: u16) {
         .spawn()
         .expect("spawn sipp");
     let deadline = Instant::now() + T;
-    let code = loop {
+    loop {
         if let Ok(Some(st)) = c.try_wait() {
             break st.code();
         }
@@ -142,11 +144,10 @@ fn register(dir: &Path, node: SocketAddr, user: &str, expires: u32, port: u16) {
             break None;
         }
         std::thread::sleep(Duration::from_millis(20)); // ok: polling interval of a bounded wait
-    };
-    assert_eq!(code, Some(0), "sipp REGISTER of {user} failed");
+    }
 }
 
-fn status(addr: SocketAddr) -> Option<Value> {
+pub(crate) fn status(addr: SocketAddr) -> Option<Value> {
     let (c, b) = http(addr, "GET", "/status", b"")?;
     (c == 200).then(|| serde_json::from_str(&b).ok())?
 }
@@ -266,4 +267,70 @@ fn phone_reregisters_at_another_node_after_its_node_dies() {
         fetch(&nodes[1].0, "1002@p2psip.local").filter(|v| v.len() == 2)
     });
     assert_eq!(v.len(), 2);
+}
+
+/// Shared SIP users (issue 6 item 4): a user added at run time on node A (`p2psip user add`
+/// and SIGHUP) registers with SIPp at node B, which fetches its credentials from the overlay;
+/// deleted on A, it stops working at B once B's cached answer is older than the TTL.
+#[test]
+fn user_added_on_one_node_registers_at_another() {
+    if !have_sipp() {
+        return;
+    }
+    let mut nodes = start(2);
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, T);
+    let b_udp = nodes[1].1;
+    let user_cmd = |dir: &Path, args: &[&str]| {
+        let out = Command::new(crate::harness::bin())
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    let a = &mut nodes[0].0;
+    user_cmd(
+        a.proc.path(),
+        &["user", "add", "1010", "--password", "pw-1010"],
+    );
+    let _ = Command::new("kill")
+        .args(["-HUP", &a.proc.child.id().to_string()])
+        .status();
+    a.proc
+        .wait_line("published the credentials of 1010@p2psip.local", T);
+    let dir = tempfile::tempdir().unwrap();
+    register(
+        dir.path(),
+        b_udp,
+        "1010",
+        60,
+        crate::harness::free_udp_port(),
+    );
+    let b = &mut nodes[1].0;
+    b.proc
+        .wait_line("fetched the credentials of 1010@p2psip.local", T);
+    b.proc.wait_line("registered 1010@p2psip.local", T);
+
+    let a = &mut nodes[0].0;
+    user_cmd(a.proc.path(), &["user", "del", "1010"]);
+    let _ = Command::new("kill")
+        .args(["-HUP", &a.proc.child.id().to_string()])
+        .status();
+    a.proc
+        .wait_line("deleted the credentials of 1010@p2psip.local", T);
+    // B asks the overlay again once its answer is older than shared_users_ttl (1 s).
+    wait_for("B refusing the deleted user", T, || {
+        let code = sipp_register(
+            dir.path(),
+            b_udp,
+            "1010",
+            60,
+            crate::harness::free_udp_port(),
+            "register_forbidden.xml",
+        );
+        (code == Some(0)).then_some(())
+    });
+    let b = &mut nodes[1].0;
+    b.proc.wait_line("no shared user 1010@p2psip.local", T);
 }

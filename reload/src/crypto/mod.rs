@@ -38,14 +38,20 @@ pub struct SignatureParts {
     pub sig_alg: u8,
     /// HashAlgorithm of the identity's certificate hash.
     pub identity_hash_alg: u8,
-    /// `certificate_hash`: H(DER certificate) of the signer.
+    /// `certificate_hash`: H(DER certificate) of the signer; with `node_id_hash` the
+    /// `certificate_node_id_hash` H(NodeId || DER certificate) (RFC 6940 6.3.4).
     pub cert_hash: Vec<u8>,
+    /// The SignerIdentity is `cert_hash_node_id` (a certificate with several Node-IDs,
+    /// RFC 6940 6.3.4) rather than `cert_hash`.
+    pub node_id_hash: bool,
     /// The signature bytes.
     pub value: Vec<u8>,
 }
 
 /// Signing, verification and hashing for one local identity.
-pub trait CryptoProvider: std::fmt::Debug {
+/// `Send + Sync` so a [`crate::node::Node`] can move between threads (a multi-threaded
+/// driver); providers keep mutable caches behind a `Mutex` or atomics.
+pub trait CryptoProvider: std::fmt::Debug + Send + Sync {
     /// Our certificates, to put in each SecurityBlock.
     fn certificates(&self) -> Vec<Vec<u8>>;
     /// Our SignerIdentity as (identity hash algorithm, certificate hash).
@@ -60,12 +66,6 @@ pub trait CryptoProvider: std::fmt::Debug {
     fn hash(&self, alg: u8, data: &[u8]) -> Option<Vec<u8>>;
     /// Our user name (for data we sign).
     fn user(&self) -> Option<String>;
-    /// The identity to sign data stored at Resource-ID `resource` with, when it is not our
-    /// node identity (a gateway storing on behalf of a user, RFC 7904 3.3): (identity hash
-    /// algorithm, certificate hash, certificates). The signing key stays ours.
-    fn signer_for(&self, _resource: &[u8]) -> Option<(u8, Vec<u8>, Vec<Vec<u8>>)> {
-        None
-    }
     /// Tells the provider the node's current time in ms (certificate validity checks). The
     /// default ignores it.
     fn set_time(&self, now_ms: u64) {
@@ -118,6 +118,19 @@ fn sha1(data: &[u8]) -> Vec<u8> {
     Sha1::digest(data).to_vec()
 }
 
+/// H(cert), or with `cert_hash_node_id` H(NodeId || cert) for the test certificate's Node-ID.
+fn test_cert_matches(cert: &[u8], sig: &SignatureParts) -> bool {
+    if sig.node_id_hash {
+        cert.get(..16).is_some_and(|n| {
+            let mut input = n.to_vec();
+            input.extend_from_slice(cert);
+            sha1(&input) == sig.cert_hash
+        })
+    } else {
+        sha1(cert) == sig.cert_hash
+    }
+}
+
 impl CryptoProvider for TestCrypto {
     fn certificates(&self) -> Vec<Vec<u8>> {
         vec![self.cert.clone()]
@@ -135,7 +148,7 @@ impl CryptoProvider for TestCrypto {
         if sig.sig_alg != SIG_TEST || sig.identity_hash_alg != HASH_SHA1 {
             return None;
         }
-        let cert = certs.iter().find(|c| sha1(c) == sig.cert_hash)?;
+        let cert = certs.iter().find(|c| test_cert_matches(c, sig))?;
         if self.mac(cert, data) != sig.value {
             return None;
         }
@@ -182,6 +195,7 @@ mod tests {
             identity_hash_alg: ih,
             cert_hash: ch,
             value: v,
+            node_id_hash: false,
         };
         let certs = a.certificates();
         let who = a.verify(b"hello", &sig, &certs);
@@ -196,5 +210,19 @@ mod tests {
         assert!(a.verify(b"hellO", &sig, &certs).is_none());
         let b = TestCrypto::new(b"s", NodeId(8), None);
         assert!(a.verify(b"hello", &sig, &b.certificates()).is_none());
+        // cert_hash_node_id: H(NodeId || certificate) names the same signer.
+        let mut nid = NodeId(7).to_array().to_vec();
+        nid.extend_from_slice(&certs[0]);
+        let by_node = SignatureParts {
+            cert_hash: sha1(&nid),
+            node_id_hash: true,
+            ..sig.clone()
+        };
+        assert!(a.verify(b"hello", &by_node, &certs).is_some());
+        let wrong = SignatureParts {
+            node_id_hash: false,
+            ..by_node
+        };
+        assert!(a.verify(b"hello", &wrong, &certs).is_none());
     }
 }

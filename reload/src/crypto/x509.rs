@@ -501,8 +501,10 @@ impl X509Crypto {
         self.now_unix.load(Ordering::Relaxed)
     }
 
-    /// Finds (verifying and caching) the trusted certificate with SHA-256 `hash`.
-    fn trusted(&self, hash: &[u8], certs: &[Vec<u8>]) -> Option<Arc<Trusted>> {
+    /// Finds (verifying and caching) the trusted certificate with SHA-256 `hash`: H(cert),
+    /// or with `node_id_hash` H(NodeId || cert) for one of the certificate's Node-IDs
+    /// (`cert_hash_node_id`, RFC 6940 6.3.4).
+    fn trusted(&self, hash: &[u8], node_id_hash: bool, certs: &[Vec<u8>]) -> Option<Arc<Trusted>> {
         let now = self.now_unix();
         let Ok(mut cache) = self.cache.lock() else {
             return None;
@@ -511,7 +513,19 @@ impl X509Crypto {
             Some(Some(t)) => t.clone(),
             Some(None) => return None,
             None => {
-                let der = certs.iter().find(|c| sha256(c)[..] == *hash)?;
+                let der = certs.iter().find(|c| {
+                    if node_id_hash {
+                        parse(c, &self.overlay).is_ok_and(|info| {
+                            info.node_ids.iter().any(|n| {
+                                let mut input = n.to_array().to_vec();
+                                input.extend_from_slice(c);
+                                sha256(&input)[..] == *hash
+                            })
+                        })
+                    } else {
+                        sha256(c)[..] == *hash
+                    }
+                })?;
                 let t = verify_chain(der, &self.root_der, &self.overlay, now)
                     .ok()
                     .and_then(|info| {
@@ -550,7 +564,7 @@ impl CryptoProvider for X509Crypto {
         if sig.identity_hash_alg != HASH_SHA256 {
             return None;
         }
-        let t = self.trusted(&sig.cert_hash, certs)?;
+        let t = self.trusted(&sig.cert_hash, sig.node_id_hash, certs)?;
         let alg = SigAlg {
             hash: sig.hash_alg,
             sig: sig.sig_alg,

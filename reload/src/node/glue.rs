@@ -35,8 +35,19 @@ impl wire::KindModels for Models<'_> {
     }
 }
 
-/// Decodes the forwarding header and returns it with the rest of the message.
+/// Decodes the forwarding header and returns it with the rest of the message; fragments
+/// are refused.
 pub fn decode_header(bytes: &[u8], overlay: u32) -> Result<(Header, &[u8]), GlueError> {
+    let (h, rest) = decode_header_or_fragment(bytes, overlay)?;
+    if !h.is_unfragmented() {
+        return Err(GlueError::Fragment);
+    }
+    Ok((h, rest))
+}
+
+/// Decodes the forwarding header of a whole message or a fragment (RFC 6940 6.7) and returns
+/// it with the rest of the bytes; a cleared fixed fragment bit is refused.
+pub fn decode_header_or_fragment(bytes: &[u8], overlay: u32) -> Result<(Header, &[u8]), GlueError> {
     let mut r = Reader::new(bytes);
     let (h, length) = Header::read_with_length(&mut r)?;
     if length != bytes.len() {
@@ -52,7 +63,7 @@ pub fn decode_header(bytes: &[u8], overlay: u32) -> Result<(Header, &[u8]), Glue
     if h.version != wire::header::VERSION {
         return Err(GlueError::Version(h.version));
     }
-    if !h.fragment_fixed_bit() || !h.is_unfragmented() {
+    if !h.fragment_fixed_bit() {
         return Err(GlueError::Fragment);
     }
     Ok((h, r.rest()))
@@ -101,16 +112,16 @@ pub struct Parsed<'a> {
 }
 
 fn signature_parts(s: &wire::Signature) -> SignatureParts {
-    let (ih, ch) = match &s.identity {
+    let (ih, ch, node_id_hash) = match &s.identity {
         wire::SignerIdentity::CertHash {
             hash_alg,
             certificate_hash,
-        } => (hash_alg.0, certificate_hash.0.clone()),
+        } => (hash_alg.0, certificate_hash.0.clone(), false),
         wire::SignerIdentity::CertHashNodeId {
             hash_alg,
             certificate_node_id_hash,
-        } => (hash_alg.0, certificate_node_id_hash.0.clone()),
-        _ => (0, Vec::new()),
+        } => (hash_alg.0, certificate_node_id_hash.0.clone(), true),
+        _ => (0, Vec::new(), false),
     };
     SignatureParts {
         hash_alg: s.algorithm.hash.0,
@@ -118,12 +129,24 @@ fn signature_parts(s: &wire::Signature) -> SignatureParts {
         identity_hash_alg: ih,
         cert_hash: ch,
         value: s.value.0.clone(),
+        node_id_hash,
     }
 }
 
 fn identity(ih: u8, ch: &[u8]) -> wire::SignerIdentity {
+    identity_of(ih, ch, false)
+}
+
+/// The SignerIdentity for (hash algorithm, hash): `cert_hash`, or `cert_hash_node_id` when
+/// `node_id_hash` (RFC 6940 6.3.4).
+fn identity_of(ih: u8, ch: &[u8], node_id_hash: bool) -> wire::SignerIdentity {
     if ih == 0 && ch.is_empty() {
         wire::SignerIdentity::None
+    } else if node_id_hash {
+        wire::SignerIdentity::CertHashNodeId {
+            hash_alg: wire::HashAlgorithm(ih),
+            certificate_node_id_hash: Opaque(ch.to_vec()),
+        }
     } else {
         wire::SignerIdentity::CertHash {
             hash_alg: wire::HashAlgorithm(ih),
@@ -138,7 +161,7 @@ fn wire_signature(p: &SignatureParts) -> wire::Signature {
             hash: wire::HashAlgorithm(p.hash_alg),
             signature: wire::SignatureAlgorithm(p.sig_alg),
         },
-        identity: identity(p.identity_hash_alg, &p.cert_hash),
+        identity: identity_of(p.identity_hash_alg, &p.cert_hash, p.node_id_hash),
         value: Opaque(p.value.clone()),
     }
 }
@@ -202,6 +225,14 @@ pub fn encode_security(s: &Security) -> Vec<u8> {
 #[must_use]
 pub fn encode_identity(ih: u8, ch: &[u8]) -> Vec<u8> {
     identity(ih, ch).to_bytes().unwrap_or_default()
+}
+
+/// Encodes the SignerIdentity of a received signature (`cert_hash` or `cert_hash_node_id`).
+#[must_use]
+pub fn encode_signer_identity(p: &SignatureParts) -> Vec<u8> {
+    identity_of(p.identity_hash_alg, &p.cert_hash, p.node_id_hash)
+        .to_bytes()
+        .unwrap_or_default()
 }
 
 /// `KindId unknown_kinds<0..2^8-1>`, the error_info of Error_Unknown_Kind.
@@ -281,7 +312,11 @@ pub fn stored_data_signature_input(resource: &ResourceId, kind: u32, v: &StoredV
         wire::KindId(kind),
         v.storage_time,
         &stored_data_value(v),
-        &identity(v.signature.identity_hash_alg, &v.signature.cert_hash),
+        &identity_of(
+            v.signature.identity_hash_alg,
+            &v.signature.cert_hash,
+            v.signature.node_id_hash,
+        ),
     )
     .unwrap_or_default()
 }

@@ -55,6 +55,8 @@
 //! assert_eq!(a.table().successor(), Some(b.id()));
 //! ```
 
+mod certs;
+pub mod fragment;
 pub mod glue;
 pub mod msg;
 mod usage_hooks; // usages: RFC 7851 PathTrack/diagnostics (see usage_hooks.rs)
@@ -132,6 +134,12 @@ pub struct NodeConfig {
     pub test_secret: Vec<u8>,
     /// User name in our test certificate.
     pub user: Option<String>,
+    /// MTU of the links in bytes: larger messages are fragmented (RFC 6940 6.7); 0 = never
+    /// (stream links such as TLS/TCP).
+    pub link_mtu: usize,
+    /// Leave our certificate out of requests once it is stored in the overlay (receivers
+    /// fetch it from CERTIFICATE_BY_NODE, RFC 6940 6.3.4, 8); answers always carry it.
+    pub omit_certificates: bool,
 }
 
 impl Default for NodeConfig {
@@ -153,6 +161,8 @@ impl Default for NodeConfig {
             kinds: KindRegistry::default(),
             test_secret: b"p2psip-test".to_vec(),
             user: None,
+            link_mtu: 0,
+            omit_certificates: false,
         }
     }
 }
@@ -279,11 +289,8 @@ pub fn sign_stored_value(
     kind: KindId,
     v: &mut StoredValue,
 ) {
-    // ovgw: a per-user certificate for this resource, when the provider has one.
-    let (ih, ch, certs) = crypto.signer_for(&resource.0).unwrap_or_else(|| {
-        let (ih, ch) = crypto.identity();
-        (ih, ch, crypto.certificates())
-    });
+    let (ih, ch) = crypto.identity();
+    let certs = crypto.certificates();
     v.signature.identity_hash_alg = ih;
     v.signature.cert_hash = ch;
     let input = glue::stored_data_signature_input(resource, kind, v);
@@ -316,6 +323,20 @@ pub struct Stats {
     pub store_forbidden: u64,
     /// Fetched values dropped because their StoredData signature or policy check failed.
     pub fetch_values_dropped: u64,
+    /// Fragments we sent (RFC 6940 6.7).
+    pub fragments_sent: u64,
+    /// Messages we reassembled from fragments.
+    pub reassembled: u64,
+    /// Incomplete messages dropped (reassembly timeout, too large, buffer full).
+    pub reassembly_dropped: u64,
+    /// Messages held until their signer's certificate was fetched.
+    pub cert_held: u64,
+    /// Certificate fetches sent (CERTIFICATE_BY_NODE).
+    pub cert_fetches: u64,
+    /// Certificate fetches that found no valid certificate.
+    pub cert_fetch_failed: u64,
+    /// Held messages dropped because their certificate did not come in time.
+    pub cert_hold_timeouts: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -340,6 +361,8 @@ enum Purpose {
     Replicate,
     Refill,
     Liveness(NodeId),
+    CertPublish,
+    CertFetch(Vec<u8>),
 }
 
 #[derive(Debug)]
@@ -362,6 +385,8 @@ enum Timer {
     Periodic,
     JoinRetry(u32),
     Housekeeping,
+    CertRefresh,
+    CertHold,
 }
 
 /// A RELOAD peer.
@@ -397,6 +422,9 @@ pub struct Node {
     join_epoch: u32,
     periodic_round: u32,
     stats: Stats,
+    reassembly: fragment::Reassembler,
+    cert_store: certs::CertStore,
+    certs_published: bool,
 }
 
 const DUP_CACHE_MS: u64 = 15_000;
@@ -479,6 +507,9 @@ impl Node {
             join_epoch: 0,
             periodic_round: 0,
             stats: Stats::default(),
+            reassembly: fragment::Reassembler::default(),
+            cert_store: certs::CertStore::default(),
+            certs_published: false,
             cfg: config,
         }
     }
@@ -963,15 +994,11 @@ impl Node {
         let (code, body_bytes) = glue::encode_body(body);
         let contents = glue::encode_contents(code, &body_bytes);
         let certs = value_certs(body);
-        // ovgw: a non-replica Store of a user's data is signed as that user (RFC 6940 7.3:
-        // the StoreReq signer must conform to the access policy too).
-        let as_user = match body {
-            Body::StoreReq {
-                resource,
-                replica_number: 0,
-                ..
-            } => self.crypto.signer_for(&resource.0),
-            _ => None,
+        let as_user = if self.may_omit_certificates(body) {
+            let (ih, ch) = self.crypto.identity();
+            Some((ih, ch, Vec::new()))
+        } else {
+            None
         };
         self.sign_contents_as(txid, contents, &certs, as_user)
     }
@@ -1116,6 +1143,24 @@ impl Node {
 
     fn transmit(&mut self, link: LinkId, mut header: Header, rest: &[u8]) {
         header.ttl = header.ttl.saturating_sub(1);
+        if self.cfg.link_mtu > 0 {
+            let base = header.fragment_offset();
+            let last = header.is_last_fragment();
+            let header_len = glue::encode_message(self.overlay, header.clone(), &[]).len();
+            if let Some(parts) =
+                fragment::split(header_len, rest.len(), base, last, self.cfg.link_mtu)
+            {
+                self.stats.fragments_sent += parts.len() as u64;
+                for (field, range) in parts {
+                    let mut h = header.clone();
+                    h.fragment = field;
+                    let chunk = rest.get(range).unwrap_or_default();
+                    let bytes = glue::encode_message(self.overlay, h, chunk);
+                    self.out.push_back(Output::Send { link, bytes });
+                }
+                return;
+            }
+        }
         let bytes = glue::encode_message(self.overlay, header, rest);
         self.out.push_back(Output::Send { link, bytes });
     }
@@ -1127,18 +1172,76 @@ impl Node {
             self.stats.dropped += 1;
             return;
         };
-        let (mut header, rest) = match glue::decode_header(bytes, self.overlay) {
+        let (header, rest) = match glue::decode_header_or_fragment(bytes, self.overlay) {
             Ok(x) => x,
             Err(_) => {
                 self.stats.decode_errors += 1;
                 return;
             }
         };
-        let Some(code) = glue::peek_code(rest) else {
+        if !header.is_unfragmented() {
+            if let Some((header, whole)) = self.on_fragment(now, from, header, rest) {
+                self.on_whole_message(now, from, header, whole);
+            }
+            return;
+        }
+        let rest = rest.to_vec();
+        self.on_whole_message(now, from, header, rest);
+    }
+
+    /// A fragment (RFC 6940 6.7): forwarded as it is unless we are its destination, where it
+    /// waits in the holding buffer. Returns the whole message once the last piece is in.
+    fn on_fragment(
+        &mut self,
+        now: Time,
+        from: NodeId,
+        mut header: Header,
+        payload: &[u8],
+    ) -> Option<(Header, Vec<u8>)> {
+        while let Some(Dest::Node(n)) = header.destination_list.first() {
+            if *n == self.me && header.destination_list.len() > 1 {
+                header.destination_list.remove(0);
+            } else {
+                break;
+            }
+        }
+        if self.is_local_dest(&header) {
+            let r = self.reassembly.add(now, header, payload);
+            self.stats.reassembled = self.reassembly.reassembled;
+            self.stats.reassembly_dropped = self.reassembly.dropped;
+            return r.ok().flatten();
+        }
+        // Not ours: whether it is a request is unknown here, so every fragment gets the same
+        // treatment (each node a message traverses appends to the via list, 6.3.2.2).
+        if header.ttl == 0 || header.via_list.contains(&Dest::Node(self.me)) {
+            self.stats.dropped += 1;
+            return None;
+        }
+        header.via_list.push(Dest::Node(from));
+        self.stats.forwarded += 1;
+        self.route(now, header, payload.to_vec(), Some(from), None);
+        None
+    }
+
+    /// True when the head of the destination list names us (after our own ids are popped).
+    fn is_local_dest(&self, header: &Header) -> bool {
+        match header.destination_list.first() {
+            Some(Dest::Node(n)) => *n == self.me || *n == NodeId::WILDCARD,
+            Some(Dest::Resource(r)) => {
+                header.destination_list.len() == 1
+                    && self.state == JoinState::Joined
+                    && r.as_u128().is_some_and(|k| self.table.is_responsible(k))
+            }
+            _ => false,
+        }
+    }
+
+    /// A whole (unfragmented or reassembled) message from the link peer `from`.
+    fn on_whole_message(&mut self, now: Time, from: NodeId, mut header: Header, rest: Vec<u8>) {
+        let Some(code) = glue::peek_code(&rest) else {
             self.stats.decode_errors += 1;
             return;
         };
-        let rest = rest.to_vec();
         let request = msg::is_request(code);
         // Duplicate destination entries indicate a loop (RFC 6940 13.6.5).
         let dup = header
@@ -1168,15 +1271,7 @@ impl Node {
                 break;
             }
         }
-        let local = match header.destination_list.first() {
-            Some(Dest::Node(n)) => *n == self.me || *n == NodeId::WILDCARD,
-            Some(Dest::Resource(r)) => {
-                header.destination_list.len() == 1
-                    && self.state == JoinState::Joined
-                    && r.as_u128().is_some_and(|k| self.table.is_responsible(k))
-            }
-            _ => false,
-        };
+        let local = self.is_local_dest(&header);
         if !local {
             if header.ttl == 0 {
                 if request {
@@ -1234,14 +1329,23 @@ impl Node {
         input.extend_from_slice(&self.overlay.to_be_bytes());
         input.extend_from_slice(&header.transaction_id.to_be_bytes());
         input.extend_from_slice(parsed.contents);
-        input.extend_from_slice(&glue::encode_identity(
-            parsed.security.signature.identity_hash_alg,
-            &parsed.security.signature.cert_hash,
-        ));
-        let Some(signer) =
-            self.crypto
-                .verify(&input, &parsed.security.signature, &parsed.security.certs)
-        else {
+        input.extend_from_slice(&glue::encode_signer_identity(&parsed.security.signature));
+        let sig = &parsed.security.signature;
+        let certs = self.certs_with_cached(sig, &parsed.security.certs);
+        let Some(signer) = self.crypto.verify(&input, sig, &certs) else {
+            if self.cert_missing(sig, &parsed.security.certs) {
+                // Fetch the signer's certificate (RFC 6940 6.3.4, 8), then try again.
+                let origin = match header.via_list.first() {
+                    _ if !msg::is_request(parsed.code) => None,
+                    Some(Dest::Node(n)) => Some(*n),
+                    Some(_) => None,
+                    None => from,
+                };
+                let sig = sig.clone();
+                if self.hold_for_cert(now, &sig, origin, header, rest.clone(), from) {
+                    return;
+                }
+            }
             self.stats.dropped += 1;
             self.stats.bad_signature += 1;
             return;
@@ -1476,6 +1580,7 @@ impl Node {
                 identity_hash_alg: ih,
                 cert_hash: ch,
                 value,
+                node_id_hash: false,
             },
         };
         let mut rest = contents;
@@ -1647,7 +1752,8 @@ impl Node {
             return None;
         }
         let input = glue::stored_data_signature_input(resource, kind, v);
-        self.crypto.verify(&input, &v.signature, &v.certs)
+        let certs = self.certs_with_cached(&v.signature, &v.certs);
+        self.crypto.verify(&input, &v.signature, &certs)
     }
 
     fn on_store(
@@ -1967,6 +2073,14 @@ impl Node {
                     self.bootstrap(now);
                 }
             }
+            Purpose::CertPublish => self.on_cert_published(matches!(body, Body::StoreAns(_))),
+            Purpose::CertFetch(hash) => {
+                let resource = match p.header.destination_list.last() {
+                    Some(Dest::Resource(r)) => r.clone(),
+                    _ => ResourceId::default(),
+                };
+                self.on_cert_fetch(now, hash, resource, Some(body));
+            }
             Purpose::Update(_)
             | Purpose::Leave
             | Purpose::Replicate
@@ -2154,6 +2268,7 @@ impl Node {
             self.send_request(now, vec![Dest::Node(n)], &body, Purpose::Update(n));
         }
         self.search_fingers(now);
+        self.publish_certificates(now);
         if !self.periodic_armed {
             self.periodic_armed = true;
             let jitter = self.rng.random_range(0..self.cfg.update_interval_ms.max(1));
@@ -2398,8 +2513,17 @@ impl Node {
                         self.bootstrap(now);
                     }
                 }
+                Timer::CertRefresh => {
+                    if self.state == JoinState::Joined {
+                        self.refresh_certificates(now);
+                    }
+                }
+                Timer::CertHold => self.expire_held(now),
                 Timer::Housekeeping => {
+                    self.expire_held(now);
                     self.storage.expire(now.0);
+                    self.reassembly.expire(now);
+                    self.stats.reassembly_dropped = self.reassembly.dropped;
                     while let Some((exp, txid)) = self.answered_order.front().copied() {
                         if exp > now {
                             break;
@@ -2473,6 +2597,9 @@ impl Node {
             // A neighbour that does not answer is dead (RFC 6940 10.7.1).
             Purpose::Update(n) if self.table.is_neighbor(n) => self.peer_failed(now, n),
             Purpose::Liveness(n) if self.table.contains(n) => self.peer_failed(now, n),
+            Purpose::CertFetch(hash) => {
+                self.on_cert_fetch(now, hash, ResourceId::default(), None);
+            }
             _ => {}
         }
     }

@@ -16,6 +16,7 @@ struct Net {
     queue: VecDeque<(usize, Input)>,
     events: Vec<(usize, Event)>,
     sent: Vec<(usize, u64, Vec<u8>)>,
+    mtu: usize,
 }
 
 fn addr(i: usize) -> SocketAddr {
@@ -32,6 +33,7 @@ impl Net {
             queue: VecDeque::new(),
             events: Vec::new(),
             sent: Vec::new(),
+            mtu: 0,
         }
     }
 
@@ -42,6 +44,7 @@ impl Net {
             bootstrap: if first { vec![] } else { vec![addr(0)] },
             local_addr: addr(i),
             user: Some(format!("user{i}@example.com")),
+            link_mtu: self.mtu,
             ..NodeConfig::default()
         };
         let mut n = Node::new(cfg, NodeId(id), i as u64);
@@ -206,7 +209,13 @@ fn store_fetch_and_replicate() {
     assert_eq!(k[0].1, 1);
     // Primary plus two replicas: every one of the three nodes holds it.
     for n in &net.nodes {
-        assert_eq!(n.storage().resource_count(), 1, "{}", n.id());
+        let kinds = n.storage().export(0, &r);
+        assert_eq!(
+            kinds.iter().filter(|k| k.kind == 1).count(),
+            1,
+            "{}",
+            n.id()
+        );
     }
     let now = net.now;
     let req = net.nodes[0].fetch(now, r, vec![(1, Selector::Dictionary(vec![]))]);
@@ -505,12 +514,12 @@ fn stat_find_and_delete() {
         other => panic!("stat: {other:?}"),
     }
     let now = net.now;
-    let req = net.nodes[2].find(now, r.clone(), vec![1, 3]);
+    let req = net.nodes[2].find(now, r.clone(), vec![1, 2]);
     net.pump(2);
     net.run(10_000);
     match net.completion(2, req) {
         Some(Ok(Outcome::Found(f))) => {
-            assert_eq!(f, vec![(1, r.clone()), (3, ResourceId::from_u128(0))]);
+            assert_eq!(f, vec![(1, r.clone()), (2, ResourceId::from_u128(0))]);
         }
         other => panic!("find: {other:?}"),
     }
@@ -745,4 +754,44 @@ fn probe_answers_known_info_in_order() {
     net.pump(1);
     net.run(10_000);
     assert_eq!(net.completion(1, req), Some(Ok(Outcome::Probe(vec![]))));
+}
+
+#[test]
+fn node_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Node>();
+}
+
+#[test]
+fn large_store_is_fragmented_and_reassembled() {
+    let mut net = Net::new();
+    net.mtu = 400;
+    net.add(Q, true);
+    net.add(2 * Q, false);
+    net.add(3 * Q, false);
+    net.run(60_000);
+    assert!(net.nodes.iter().all(Node::is_joined));
+    // A 900-byte value (SIP-REGISTRATION's max-size is 1000), stored from node 0 at a resource node 1 or 2 is responsible for.
+    let (r, mut vals) = sip_value(&net, 0);
+    vals[0].1.value = vec![0x5a; 900];
+    let req = net.nodes[0].store(net.now, r.clone(), 1, vals);
+    net.pump(0);
+    net.run(10_000);
+    assert!(matches!(
+        net.completion(0, req),
+        Some(Ok(Outcome::Stored(_)))
+    ));
+    let sent: u64 = net.nodes.iter().map(|n| n.stats().fragments_sent).sum();
+    let reassembled: u64 = net.nodes.iter().map(|n| n.stats().reassembled).sum();
+    assert!(sent >= 3, "fragments sent {sent}");
+    assert!(reassembled >= 2, "reassembled {reassembled}");
+    // No whole message on the wire exceeds the MTU.
+    assert!(net.sent.iter().all(|(_, _, b)| b.len() <= 400));
+    let f = net.nodes[1].fetch(net.now, r, vec![(1, Selector::Dictionary(vec![]))]);
+    net.pump(1);
+    net.run(10_000);
+    match net.completion(1, f) {
+        Some(Ok(Outcome::Fetched(k))) => assert_eq!(k[0].values[0].value.value.len(), 900),
+        other => panic!("{other:?}"),
+    }
 }

@@ -49,6 +49,11 @@ pub struct SimConfig {
     pub progress: bool,
     /// Which crypto provider the peers use.
     pub crypto: SimCrypto,
+    /// Peers leave their certificate out of requests once it is stored in the overlay, so
+    /// receivers fetch it (CERTIFICATE_BY_NODE).
+    pub omit_certificates: bool,
+    /// Link MTU in bytes; larger messages are fragmented (0: never).
+    pub link_mtu: usize,
 }
 
 /// Makes a peer's identity: given the slot index and a proposed random Node-ID, returns the
@@ -95,6 +100,8 @@ impl Default for SimConfig {
             settle_secs: 120,
             progress: false,
             crypto: SimCrypto::Test,
+            omit_certificates: false,
+            link_mtu: 0,
         }
     }
 }
@@ -332,6 +339,8 @@ impl Sim {
             update_interval_ms: self.cfg.update_interval_ms,
             finger_ping_interval_ms: self.cfg.update_interval_ms * 5,
             user: Some(user_of(i)),
+            omit_certificates: self.cfg.omit_certificates,
+            link_mtu: self.cfg.link_mtu,
             ..NodeConfig::default()
         }
     }

@@ -17,6 +17,10 @@ pub const KIND_TURN_SERVICE: KindId = 2;
 pub const KIND_CERTIFICATE_BY_NODE: KindId = 3;
 /// CERTIFICATE_BY_USER (RFC 6940 section 8).
 pub const KIND_CERTIFICATE_BY_USER: KindId = 16;
+/// P2PSIP-CREDENTIALS: a p2psip-private Kind (RFC 6940 14.6 private range 0xF0000001 to
+/// 0xFFFFFFFE) holding one SIP user's encrypted digest credentials at H(user@domain), written
+/// only by registrars (docs/SECURITY.md "Shared SIP users").
+pub const KIND_P2PSIP_CREDENTIALS: KindId = 0xF000_5301;
 
 /// Most absent array entries a fetch synthesises for one range.
 const MAX_SYNTHESISED: u32 = 1024;
@@ -42,6 +46,9 @@ pub enum AccessPolicy {
     /// role (certificate extension) and the dictionary key is the signer's Node-ID
     /// (docs/SECURITY.md "Registrar identity"; announced as a mandatory extension).
     UserNodeMatchOrRegistrar,
+    /// p2psip-private: the signer holds the registrar role (any registrar may write or delete;
+    /// the newest storage_time wins).
+    Registrar,
 }
 
 /// A Kind definition (RFC 6940 7.4.5).
@@ -98,6 +105,13 @@ impl Default for KindRegistry {
             policy: AccessPolicy::UserMatch,
             max_count: 4,
             max_size: 4000,
+        });
+        r.insert(KindDef {
+            id: KIND_P2PSIP_CREDENTIALS,
+            model: DataModel::Single,
+            policy: AccessPolicy::Registrar,
+            max_count: 1,
+            max_size: 1000,
         });
         r
     }
@@ -278,6 +292,7 @@ pub fn access_allowed(
         AccessPolicy::UserNodeMatchOrRegistrar => {
             key_is_signer() && (user_ok() || !signer.registrar_domains.is_empty())
         }
+        AccessPolicy::Registrar => !signer.registrar_domains.is_empty(),
         AccessPolicy::UserMatch => user_ok(),
         AccessPolicy::NodeMatch => signer
             .node_ids
@@ -811,5 +826,31 @@ mod tests {
         let bad = test_signer(NodeId(6), Some("alice@example.com"));
         assert!(access_allowed(AccessPolicy::UserNodeMatch, &r, &k, &ok));
         assert!(!access_allowed(AccessPolicy::UserNodeMatch, &r, &k, &bad));
+    }
+
+    #[test]
+    fn registrar_policy_needs_the_role() {
+        let r = ResourceId::hash(b"1005@p2psip.local");
+        let mut reg = test_signer(NodeId(5), Some("node"));
+        let plain = reg.clone();
+        reg.registrar_domains = vec!["p2psip.local".into()];
+        assert!(access_allowed(
+            AccessPolicy::Registrar,
+            &r,
+            &ValueKey::Single,
+            &reg
+        ));
+        assert!(!access_allowed(
+            AccessPolicy::Registrar,
+            &r,
+            &ValueKey::Single,
+            &plain
+        ));
+        let k = KindRegistry::default();
+        let d = k.get(KIND_P2PSIP_CREDENTIALS).unwrap();
+        assert_eq!(
+            (d.model, d.policy),
+            (DataModel::Single, AccessPolicy::Registrar)
+        );
     }
 }

@@ -130,6 +130,21 @@ pub struct CallRecord {
     pub reason: String,
 }
 
+/// A call in progress (see [`Proxy::live_calls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveCall {
+    /// Call-ID.
+    pub call_id: String,
+    /// From URI.
+    pub caller: String,
+    /// To URI.
+    pub callee: String,
+    /// When the INVITE arrived.
+    pub start: Instant,
+    /// When it was answered; none while ringing.
+    pub answer: Option<Instant>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BranchState {
     Calling,
@@ -252,6 +267,39 @@ impl Proxy {
     /// The next finished call record.
     pub fn poll_record(&mut self) -> Option<CallRecord> {
         self.records.pop_front()
+    }
+
+    /// Calls in progress: INVITEs still ringing (no final response yet) and answered calls
+    /// whose BYE is awaited, for the status page.
+    pub fn live_calls(&self) -> Vec<LiveCall> {
+        let ringing = self.contexts.values().filter(|c| {
+            c.request.method == Method::Invite
+                && !c.final_sent
+                && c.request.headers.to().is_none_or(|t| t.tag().is_none())
+        });
+        let mut out: Vec<LiveCall> = ringing
+            .map(|c| LiveCall {
+                call_id: c.request.headers.call_id().unwrap_or_default().to_owned(),
+                caller: uri_of(c.request.headers.from()),
+                callee: uri_of(c.request.headers.to()),
+                start: c.start,
+                answer: None,
+            })
+            .collect();
+        out.extend(self.dialogs.values().map(|r| LiveCall {
+            call_id: r.call_id.clone(),
+            caller: r.caller.clone(),
+            callee: r.callee.clone(),
+            start: r.start,
+            answer: r.answer,
+        }));
+        out.sort_by_key(|c| c.start);
+        out
+    }
+
+    /// How many answered calls await their BYE.
+    pub fn dialog_count(&self) -> usize {
+        self.dialogs.len()
     }
 
     /// How many requests are being proxied.
