@@ -251,6 +251,15 @@ pub struct SipSection {
     pub tcp: Vec<String>,
     /// SIP domain of the users' addresses (`user@domain`), also the digest realm.
     pub domain: String,
+    /// calls: phone-facing SIP-over-TLS listen addresses (empty = none).
+    pub tls: Vec<String>,
+    /// calls: PEM certificate chain for `tls` (empty = the node's own certificate).
+    pub tls_cert: String,
+    /// calls: PEM private key for `tls_cert`.
+    pub tls_key: String,
+    /// calls: inter-node SIP-over-TLS listen address (empty = the overlay listen address's
+    /// IP with any free port; "off" = no calls across the overlay).
+    pub internode: String,
 }
 
 impl Default for SipSection {
@@ -260,6 +269,10 @@ impl Default for SipSection {
             udp: vec!["0.0.0.0:5060".into()],
             tcp: vec!["0.0.0.0:5060".into()],
             domain: "p2psip.local".into(),
+            tls: Vec::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            internode: String::new(),
         }
     }
 }

@@ -70,7 +70,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         .map_err(NodeError::Identity)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     crate::pki::join::start_server(&loaded, &identity, shutdown_rx.clone()).await;
-    let sip = sip_transport::bind(SipTransportConfig {
+    let mut sip = sip_transport::bind(SipTransportConfig {
         udp: loaded.sip_udp.clone(),
         tcp: loaded.sip_tcp.clone(),
         server_name: loaded.config.sip.server_name.clone(),
@@ -121,6 +121,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
                 registrations: Some(std::sync::Arc::new(move || p.status())),
                 calls: Some(std::sync::Arc::new(move || lc.snapshot())),
                 metrics: Some(std::sync::Arc::new(move || sm.prometheus())),
+                forward: Some(forward_hook(publisher.clone(), c.sip.domain.clone())),
             },
             overlay.clone(),
         )
@@ -130,6 +131,8 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
             source: e,
         })?;
     }
+    // calls: inter-node and phone-facing SIP over TLS (see crate::gateway::internode).
+    let (router, internode_addr) = start_tls(&loaded, &identity, &mut sip, &overlay).await?;
     let mut registrar = start_registrar(&loaded, identity.node_id.0)?.with_publisher(publisher);
     // Shared SIP users (docs/SECURITY.md): with the overlay credential key, this node
     // publishes its users file and finds other nodes' users in the overlay.
@@ -161,14 +164,20 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         ),
     }
     tokio::spawn(gateway::run_expiry(registrar.clone(), shutdown_rx.clone()));
-    let proxy = gateway::proxy_config(sip.udp_addrs(), sip.tcp_addrs(), identity.node_id.0);
+    let mut proxy = gateway::proxy_config(sip.udp_addrs(), sip.tcp_addrs(), identity.node_id.0);
+    if let Some(a) = internode_addr {
+        proxy.local.push((sip::Transport::Tls, a));
+    }
     let calls = gateway::calllog::CallLog::new(
         data_dir.join("calls.jsonl"),
         gateway::calllog::DEFAULT_MAX_BYTES,
     );
-    let app = Gateway::new(registrar.clone(), proxy.clone(), Some(calls))
+    let mut app = Gateway::new(registrar.clone(), proxy.clone(), Some(calls))
         .with_live_calls(live_calls)
         .with_metrics(sip_metrics);
+    if let Some(r) = router {
+        app = app.with_router(r);
+    }
     let (app, pstn_plan) =
         match crate::pstn::start(&loaded, &proxy, &overlay).map_err(NodeError::Users)? {
             Some((bridge, plan)) => (app.with_pstn(bridge), Some(plan)),
@@ -217,6 +226,126 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
     }
     tracing::info!("stopped");
     outcome
+}
+
+/// calls: `POST /forward` on the admin port: `user` (and `target`) are user names of our
+/// domain or full AORs.
+fn forward_hook(
+    publisher: gateway::publish::Publisher,
+    domain: String,
+) -> crate::admin::ForwardHook {
+    std::sync::Arc::new(move |user: &str, target: Option<&str>| {
+        let aor = |u: &str| {
+            let u = u.strip_prefix("sip:").unwrap_or(u);
+            if u.contains('@') {
+                format!("sip:{u}")
+            } else {
+                format!("sip:{u}@{domain}")
+            }
+        };
+        let valid = |u: &str| !u.is_empty() && u.chars().all(|c| c.is_ascii_graphic());
+        if !valid(user) || target.is_some_and(|t| !valid(t)) {
+            return Err("user and target must be user names or AORs".into());
+        }
+        let from = aor(user);
+        let to = target.map(aor);
+        if to.as_deref() == Some(from.as_str()) {
+            return Err("a user cannot be forwarded to itself".into());
+        }
+        publisher.set_forward(&from, to.as_deref(), std::time::Instant::now());
+        Ok(match to {
+            Some(t) => format!("{from} is forwarded to {t}\n"),
+            None => format!("forwarding of {from} removed\n"),
+        })
+    })
+}
+
+/// calls: binds the inter-node SIP/TLS listener (registered with the overlay for AppAttach,
+/// application 5060) and the phone-facing `sip.tls` listeners; the overlay router and the
+/// inter-node address the Record-Route names.
+async fn start_tls(
+    loaded: &Loaded,
+    identity: &std::sync::Arc<crate::pki::local::Identity>,
+    sip: &mut sip_transport::Bound,
+    overlay: &crate::overlay::OverlayHandle,
+) -> Result<
+    (
+        Option<gateway::internode::Router>,
+        Option<std::net::SocketAddr>,
+    ),
+    NodeError,
+> {
+    use crate::sip_transport::tls;
+    let c = &loaded.config.sip;
+    let bind_err =
+        |what: &'static str| move |e: std::io::Error| NodeError::Bind { what, source: e };
+    let parse = |s: &str, key: &str| -> Result<std::net::SocketAddr, NodeError> {
+        s.parse().map_err(|e| NodeError::Bind {
+            what: "SIP TLS listeners",
+            source: std::io::Error::other(format!("{key}: {s:?} is not ip:port ({e})")),
+        })
+    };
+    let internode = if c.internode.eq_ignore_ascii_case("off") {
+        None
+    } else {
+        let addr = if c.internode.is_empty() {
+            std::net::SocketAddr::new(loaded.overlay_listen.ip(), 0)
+        } else {
+            parse(&c.internode, "sip.internode")?
+        };
+        Some(
+            tls::InterNodeListener::bind(addr, identity.clone())
+                .await
+                .map_err(bind_err("inter-node SIP listener"))?,
+        )
+    };
+    let mut phones = Vec::new();
+    if !c.tls.is_empty() {
+        let cert_key = (!c.tls_cert.is_empty()).then(|| {
+            (
+                loaded.base_dir.join(&c.tls_cert),
+                loaded.base_dir.join(&c.tls_key),
+            )
+        });
+        let cfg = tls::phone_server_config(
+            identity,
+            cert_key.as_ref().map(|(a, b)| (a.as_path(), b.as_path())),
+        )
+        .map_err(|e| NodeError::Identity(format!("sip.tls certificate: {e}")))?;
+        let cfg = std::sync::Arc::new(cfg);
+        for a in &c.tls {
+            let addr = parse(a, "sip.tls")?;
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(bind_err("SIP TLS listener"))?;
+            tracing::info!("SIP listening on tls {}", l.local_addr()?);
+            phones.push((l, cfg.clone()));
+        }
+    }
+    let mut advertised = None;
+    if let Some(l) = &internode {
+        let local = l.local_addr()?;
+        let adv = crate::overlay::advertised(local, &loaded.bootstrap);
+        tracing::info!("inter-node SIP listening on tls {local} (offered as {adv} in AppAttach)");
+        advertised = Some(adv);
+        if overlay
+            .register_application(reload::wire::APPLICATION_SIP, vec![adv])
+            .await
+            .is_err()
+        {
+            tracing::warn!("the overlay stopped before AppAttach could be enabled");
+        }
+    }
+    let dialer = sip.add_tls(tls::TlsSetup {
+        internode,
+        phones,
+        idle: tls::DEFAULT_IDLE,
+    });
+    let router = dialer.map(|d| {
+        let wake = sip.wake_channel();
+        gateway::internode::Router::new(overlay.clone(), d, wake)
+    });
+    Ok((router, advertised))
 }
 
 /// The registrar with the configured users, and a warning about demo passwords.

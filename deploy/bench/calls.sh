@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Call throughput of one p2psip node as a stateful proxy, and of Kamailio (tm + registrar,
-# deploy/bench/kamailio-proxy.cfg) as a reference, on loopback.
+# Call throughput of one p2psip node as a stateful proxy, of a 3-node p2psip overlay (caller
+# at node A, callee registered at node C: Fetch, AppAttach, inter-node SIP over TLS), and of
+# Kamailio (tm + registrar, deploy/bench/kamailio-proxy.cfg) as a reference, on loopback.
 #
 # The callee "1001" registers from a SIPp UAS (deploy/sipp/register.xml, then uas.xml on
 # the same port); a SIPp UAC as "1000" runs deploy/sipp/uac.xml (INVITE, 407, ACK, INVITE
@@ -9,7 +10,7 @@
 # (below 90 %). For each rate: the rate reached, failed calls and the setup time (first
 # INVITE to 200 OK, so both round trips of the 407 exchange) at p50/p99 in whole ms.
 #
-#   deploy/bench/calls.sh                   # both targets
+#   deploy/bench/calls.sh                   # all three targets
 #   TARGETS=p2psip deploy/bench/calls.sh    # only p2psip
 #   RATES="100 200" STEP_SECS=5 deploy/bench/calls.sh
 #
@@ -21,7 +22,7 @@ ROOT=$PWD
 
 RATES=${RATES:-"200 400 800 1600"}
 STEP_SECS=${STEP_SECS:-8}
-TARGETS=${TARGETS:-"p2psip kamailio"}
+TARGETS=${TARGETS:-"p2psip overlay kamailio"}
 
 command -v sipp >/dev/null || { echo "calls.sh: sipp is not installed (apt install sip-tester)"; exit 1; }
 
@@ -38,6 +39,51 @@ start_p2psip() {
   run_p2psip
 }
 
+# A 3-node overlay sharing node A's CA (the lab mode); PORT is A's SIP/UDP port (the
+# caller's node), CALLEE_NODE C's (where the callee registers).
+start_overlay() {
+  local boot="" n port ov
+  OV_PIDS=()
+  for n in a b c; do
+    mkdir -p "$WORK/ov-$n/data"
+    [ "$n" = a ] || cp -r "$WORK/ov-a/data/ca" "$WORK/ov-$n/data/"
+    cat > "$WORK/ov-$n/config.yaml" <<EOF
+sip:
+  udp: ["127.0.0.1:0"]
+  tcp: []
+registrar:
+  digest_algorithms: [MD5]
+log:
+  level: warn
+users:
+  - {name: "1000", password: bench}
+  - {name: "1001", password: bench}
+overlay:
+  instance_name: bench.p2psip
+  node_user: $n
+  listen: "127.0.0.1:0"
+  discovery: {enabled: false}
+$boot
+admin:
+  listen: "127.0.0.1:0"
+EOF
+    (cd "$WORK/ov-$n" && RUST_LOG=info exec "$P2PSIP_BIN" > node.log 2>&1) &
+    PIDS+=($!); OV_PIDS+=($!)
+    port=""; ov=""
+    for _ in $(seq 1 100); do
+      port=$(grep -o 'SIP listening on udp 127.0.0.1:[0-9]*' "$WORK/ov-$n/node.log" 2>/dev/null | grep -o '[0-9]*$' || true)
+      ov=$(grep -o 'listening on tls 127.0.0.1:[0-9]*' "$WORK/ov-$n/node.log" 2>/dev/null | head -1 | grep -o '127.*' || true)
+      [ -n "$port" ] && [ -n "$ov" ] && grep -q 'node is up' "$WORK/ov-$n/node.log" && break
+      sleep 0.1
+    done
+    [ -n "$port" ] || { echo "overlay node $n did not start:"; cat "$WORK/ov-$n/node.log"; exit 1; }
+    case $n in a) PORT=$port; boot="  bootstrap: [\"$ov\"]" ;; c) CALLEE_NODE=$port ;; esac
+  done
+  for n in b c; do
+    for _ in $(seq 1 100); do grep -q 'joined overlay' "$WORK/ov-$n/node.log" && break; sleep 0.1; done
+  done
+}
+
 start_kamailio() {
   start_kamailio_with "$ROOT/deploy/bench/kamailio-proxy.cfg"
 }
@@ -47,11 +93,19 @@ start_callee() {
   local dir="$WORK/$1-callee"
   mkdir -p "$dir"
   CALLEE_PORT=$(free_port)
-  (cd "$dir" && timeout 20 sipp "127.0.0.1:$PORT" -sf "$ROOT/deploy/sipp/register.xml" \
+  local node=${CALLEE_NODE:-$PORT}
+  (cd "$dir" && timeout 20 sipp "127.0.0.1:$node" -sf "$ROOT/deploy/sipp/register.xml" \
       -inf "$WORK/callee.csv" -set expires 3600 -set domain p2psip.local \
       -i 127.0.0.1 -p "$CALLEE_PORT" -m 1 -nostdin > register.out 2>&1) \
     || { echo "$1: the callee could not register"; return 1; }
-  (cd "$dir" && exec sipp "127.0.0.1:$PORT" -sf "$ROOT/deploy/sipp/uas.xml" -set user 1001 \
+  if [ -n "${CALLEE_NODE:-}" ]; then
+    # Wait until the registration is in the overlay (and a replica).
+    for _ in $(seq 1 100); do
+      grep -q 'stored registration of 1001' "$WORK/ov-c/node.log" && break
+      sleep 0.1
+    done
+  fi
+  (cd "$dir" && exec sipp "127.0.0.1:$node" -sf "$ROOT/deploy/sipp/uas.xml" -set user 1001 \
       -i 127.0.0.1 -p "$CALLEE_PORT" -nostdin > uas.out 2>&1) &
   UAS_PID=$!
   PIDS+=("$UAS_PID")
@@ -88,8 +142,9 @@ run_step() {
 
 for target in $TARGETS; do
   case $target in
-    p2psip) start_p2psip; NODE_PID=${PIDS[-1]} ;;
-    kamailio) start_kamailio || continue; NODE_PID=${PIDS[-1]} ;;
+    p2psip) CALLEE_NODE=""; start_p2psip; NODE_PID=${PIDS[-1]} ;;
+    overlay) start_overlay; NODE_PID="${OV_PIDS[*]}" ;;
+    kamailio) CALLEE_NODE=""; start_kamailio || continue; NODE_PID=${PIDS[-1]} ;;
     *) echo "unknown target $target"; continue ;;
   esac
   start_callee "$target" || continue
@@ -100,6 +155,5 @@ for target in $TARGETS; do
   echo "$target: highest rate sustained with no failed call: $best calls (INVITE/407/INVITE/180/200/ACK/BYE) per second"
   kill "$UAS_PID" 2>/dev/null || true
   wait "$UAS_PID" 2>/dev/null || true
-  kill "$NODE_PID" 2>/dev/null || true
-  wait "$NODE_PID" 2>/dev/null || true
+  for p in $NODE_PID; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 done

@@ -46,7 +46,12 @@ pub struct AdminConfig {
     pub calls: Option<StatusHook>,
     /// More Prometheus text for `/metrics` (the SIP counters).
     pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    /// calls: call forwarding hook for `POST /forward?user=U&target=T` (no target: remove).
+    pub forward: Option<ForwardHook>,
 }
+
+/// Sets (`Some(target)`) or removes (`None`) the call forwarding of a user; the answer text.
+pub type ForwardHook = Arc<dyn Fn(&str, Option<&str>) -> Result<String, String> + Send + Sync>;
 
 /// Binds the admin listener and serves it in a task.
 pub async fn start(
@@ -103,6 +108,26 @@ async fn serve(
             "text/html; charset=utf-8",
             STATUS_PAGE.as_bytes().to_vec(),
         ),
+        ("POST", "/forward") => {
+            let arg = |k: &str| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+                    .filter(|v| !v.is_empty())
+            };
+            match (&cfg.forward, arg("user")) {
+                (Some(h), Some(user)) => match h(user, arg("target")) {
+                    Ok(t) => ("200 OK", "text/plain", t.into_bytes()),
+                    Err(e) => ("400 Bad Request", "text/plain", e.into_bytes()),
+                },
+                (None, _) => ("404 Not Found", "text/plain", b"no SIP gateway".to_vec()),
+                (_, None) => (
+                    "400 Bad Request",
+                    "text/plain",
+                    b"user= is missing".to_vec(),
+                ),
+            }
+        }
         ("GET", "/metrics") => match overlay.metrics().await {
             Ok(mut t) => {
                 if let Some(h) = &cfg.metrics {

@@ -7,6 +7,7 @@
 
 pub mod calllog;
 pub mod credentials;
+pub mod internode;
 pub mod metrics;
 pub mod publish;
 pub mod users;
@@ -14,7 +15,9 @@ pub mod users;
 use crate::sip_transport::SipApp;
 use sip::message::Method;
 use sip::message::{Request, Uri};
-use sip::proxy::{AuthVerdict, Authenticator, Location, Lookup, Proxy, ProxyConfig, Target};
+use sip::proxy::{
+    AuthVerdict, Authenticator, Location, Lookup, NodeRoute, Proxy, ProxyConfig, Target,
+};
 use sip::registrar::{
     Binding, Outcome, RegisterContext, Registrar, RegistrarEvent, RemovalReason, User,
 };
@@ -118,6 +121,9 @@ pub struct Gateway {
     metrics: metrics::SipMetrics,
     /// Requests held while the credentials of the users they name are fetched.
     parked: Vec<Parked>,
+    // calls: overlay routing (None: a node without inter-node SIP)
+    router: Option<internode::Router>,
+    next_token: u64,
 }
 
 /// The calls in progress as JSON for `/status` (refreshed by the gateway as calls change).
@@ -160,6 +166,8 @@ impl Gateway {
             live_stamp: None,
             metrics: metrics::SipMetrics::default(),
             pstn: None,
+            router: None,
+            next_token: 1,
         }
     }
 
@@ -274,6 +282,12 @@ impl Gateway {
         None
     }
 
+    /// Routes requests for callees without local bindings through the overlay.
+    pub fn with_router(mut self, router: internode::Router) -> Self {
+        self.router = Some(router);
+        self
+    }
+
     fn write_records(&mut self, now: Instant) {
         let mut ended = false;
         while let Some(rec) = self.proxy.poll_record().or_else(|| {
@@ -324,9 +338,41 @@ pub fn proxy_config(
 /// The registrar seen by the proxy: location of local bindings and digest checks.
 pub struct Services<'a> {
     reg: &'a mut Registrar,
+    /// The request came over an authenticated inter-node link: no challenge, local
+    /// bindings only.
+    trusted: bool,
+    router: Option<&'a internode::Router>,
+    next_token: &'a mut u64,
+    /// Overlay lookups to start: (token, Request-URI, whether the user is ours).
+    lookups: Vec<(u64, Uri)>,
+    /// Connections to nodes to set up: (token, Node-ID).
+    routes: Vec<(u64, reload::wire::NodeId)>,
 }
 
 impl Services<'_> {
+    fn token(&mut self) -> u64 {
+        let t = *self.next_token;
+        *self.next_token += 1;
+        t
+    }
+
+    fn target_of(b: &Binding) -> Target {
+        Target {
+            uri: b.contact.uri.clone(),
+            q: b.q,
+            dest: Self::binding_dest(b),
+            path: b.path.clone(),
+        }
+    }
+
+    /// Local bindings of `aor` (`user@domain`, with or without scheme).
+    fn local_targets(reg: &Registrar, aor: &str, now: Instant) -> Vec<Target> {
+        let name = publish::resource_name(aor);
+        let user = name.split('@').next().unwrap_or(name);
+        let user = user.split(';').next().unwrap_or(user);
+        reg.lookup(user, now).iter().map(Self::target_of).collect()
+    }
+
     fn binding_dest(b: &Binding) -> Option<Destination> {
         // RFC 5626 / NAT: the flow the phone registered on, when the Contact is not
         // where its messages come from (or a stream connection must be reused).
@@ -366,20 +412,42 @@ impl Location for Services<'_> {
         let Some(user) = sip_uri.user() else {
             return Lookup::UnknownUser;
         };
-        if !self.reg.has_user(user) {
+        // calls: a public GRUU naming another node goes there without a Fetch.
+        let gr_node = sip_uri
+            .param("gr")
+            .and_then(|p| p.value.as_deref())
+            .and_then(|gr| reload::wire::sip::parse_gruu_gr_param(gr).ok())
+            .and_then(|l| match l.last() {
+                Some(reload::wire::Destination::Node(n)) => Some(*n),
+                _ => None,
+            });
+        if let Some(router) = self.router
+            && !self.trusted
+            && gr_node.is_some_and(|n| n != router.me())
+        {
+            let t = self.token();
+            self.lookups.push((t, uri.clone()));
+            return Lookup::Pending(t);
+        }
+        let known = self.reg.has_user(user);
+        let targets: Vec<Target> = if known {
+            self.reg
+                .lookup(user, now)
+                .iter()
+                .map(Self::target_of)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if targets.is_empty() && !self.trusted && self.router.is_some() {
+            // calls: nobody here; the overlay may know where the AOR is registered.
+            let t = self.token();
+            self.lookups.push((t, uri.clone()));
+            return Lookup::Pending(t);
+        }
+        if !known {
             return Lookup::UnknownUser;
         }
-        let targets = self
-            .reg
-            .lookup(user, now)
-            .iter()
-            .map(|b| Target {
-                uri: b.contact.uri.clone(),
-                q: b.q,
-                dest: Self::binding_dest(b),
-                path: b.path.clone(),
-            })
-            .collect();
         Lookup::Targets(targets)
     }
 
@@ -398,6 +466,24 @@ impl Location for Services<'_> {
             })
             .and_then(|b| Self::binding_dest(&b))
     }
+
+    fn route_to_node(&mut self, node: &str, _now: Instant) -> NodeRoute {
+        let Some(router) = self.router else {
+            return NodeRoute::NotNode;
+        };
+        let Some(id) = internode::parse_node(node) else {
+            return NodeRoute::NotNode;
+        };
+        if id == router.me() {
+            return NodeRoute::NotNode;
+        }
+        if let Some(d) = router.pooled(id) {
+            return NodeRoute::Ready(d);
+        }
+        let t = self.token();
+        self.routes.push((t, id));
+        NodeRoute::Pending(t)
+    }
 }
 
 impl crate::pstn::PbxServices for Services<'_> {
@@ -410,10 +496,18 @@ impl crate::pstn::PbxServices for Services<'_> {
     fn authenticate(&mut self, request: &Request, now: Instant) -> AuthVerdict {
         Authenticator::authenticate(self, request, now)
     }
+    fn is_overlay_node_link(&mut self, _source: &Source) -> bool {
+        self.trusted
+    }
 }
 
 impl Authenticator for Services<'_> {
     fn authenticate(&mut self, request: &Request, now: Instant) -> AuthVerdict {
+        if self.trusted {
+            // Another node authenticated its caller (RFC 7904: the link is mutual TLS
+            // with overlay certificates).
+            return AuthVerdict::NotRequired;
+        }
         // Callers claiming one of our users prove it (RFC 3261 22.3); callers from other
         // domains reach our users unchallenged.
         let Some(from) = request.headers.from() else {
@@ -642,15 +736,66 @@ impl SipApp for Gateway {
         }
         self.write_records(now);
     }
+
+    fn on_wake(&mut self, endpoint: &mut Endpoint, now: Instant, msg: crate::sip_transport::Wake) {
+        let Ok(done) = msg.downcast::<internode::Done>() else {
+            return;
+        };
+        match *done {
+            internode::Done::Lookup { token, found } => {
+                let lookup = {
+                    let reg = self.shared.lock();
+                    let mut targets = found.remote.clone();
+                    for aor in &found.local_aors {
+                        targets.extend(Services::local_targets(&reg, aor, now));
+                    }
+                    if !targets.is_empty() {
+                        Lookup::Targets(targets)
+                    } else if found.registered {
+                        // Registered at some node, but no node could be reached: 480.
+                        Lookup::Targets(Vec::new())
+                    } else if found.overlay_failed {
+                        tracing::info!("the overlay did not answer: answering 503, retry later");
+                        Lookup::Unavailable {
+                            retry_after: found.retry_after(),
+                        }
+                    } else if found.user.as_deref().is_some_and(|u| reg.has_user(u)) {
+                        // One of our users, registered nowhere: 480.
+                        Lookup::Targets(Vec::new())
+                    } else {
+                        Lookup::UnknownUser
+                    }
+                };
+                self.proxy.lookup_complete(endpoint, now, token, lookup);
+            }
+            internode::Done::Route { token, dest } => {
+                self.proxy.route_complete(endpoint, now, token, dest);
+            }
+        }
+        self.write_records(now);
+    }
 }
 
 impl Gateway {
     fn dispatch(&mut self, endpoint: &mut Endpoint, now: Instant, event: Event) {
         let event = match self.pstn.as_mut() {
             Some(bridge) => {
+                let trusted = match (&event, &self.router) {
+                    (Event::Request { source, .. }, Some(r)) => {
+                        source.conn.and_then(|c| r.peer_of(c)).is_some()
+                    }
+                    _ => false,
+                };
                 let left = {
                     let mut reg = self.shared.lock();
-                    let mut svc = Services { reg: &mut reg };
+                    let mut svc = Services {
+                        reg: &mut reg,
+                        trusted,
+                        router: self.router.as_ref(),
+                        next_token: &mut self.next_token,
+                        lookups: Vec::new(),
+                        routes: Vec::new(),
+                    };
                     bridge.on_event(endpoint, now, event, &mut svc)
                 };
                 self.write_records(now);
@@ -694,11 +839,33 @@ impl Gateway {
 
 impl Gateway {
     fn proxy_event(&mut self, endpoint: &mut Endpoint, now: Instant, event: Event) {
-        let left = {
-            let mut reg = self.shared.lock();
-            let mut svc = Services { reg: &mut reg };
-            self.proxy.on_event(endpoint, now, event, &mut svc)
+        let trusted = match (&event, &self.router) {
+            (Event::Request { source, .. }, Some(r)) => {
+                source.conn.and_then(|c| r.peer_of(c)).is_some()
+            }
+            _ => false,
         };
+        let (left, lookups, routes) = {
+            let mut reg = self.shared.lock();
+            let mut svc = Services {
+                reg: &mut reg,
+                trusted,
+                router: self.router.as_ref(),
+                next_token: &mut self.next_token,
+                lookups: Vec::new(),
+                routes: Vec::new(),
+            };
+            let left = self.proxy.on_event(endpoint, now, event, &mut svc);
+            (left, svc.lookups, svc.routes)
+        };
+        if let Some(r) = &self.router {
+            for (t, uri) in lookups {
+                r.start_lookup(t, uri);
+            }
+            for (t, n) in routes {
+                r.start_route(t, n);
+            }
+        }
         if let Some(ev) = left {
             tracing::debug!(?ev, "SIP event ignored");
         }

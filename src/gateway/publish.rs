@@ -42,6 +42,18 @@ pub struct Publisher {
     overlay: OverlayHandle,
     state: Arc<Mutex<HashMap<String, Entry>>>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    // calls: call forwarding (AOR -> AOR) set at this node; stored as `uri` entries.
+    forwards: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// Lifetime of a forwarding (`sip_registration_uri`) entry, seconds; refreshed at half.
+pub const FORWARD_LIFETIME: u32 = 3600;
+
+/// The encoded `uri` value forwarding to `target` (an AOR, `sip:` URI).
+pub fn uri_value(target: &str) -> Vec<u8> {
+    SipRegistration::Uri(Opaque::from(target.as_bytes().to_vec()))
+        .to_bytes()
+        .unwrap_or_default()
 }
 
 /// The AOR without its scheme (`sip:1001@p2psip.local` -> `1001@p2psip.local`): the name
@@ -78,6 +90,7 @@ impl Publisher {
             overlay,
             state: Arc::new(Mutex::new(HashMap::new())),
             locks: Arc::new(Mutex::new(HashMap::new())),
+            forwards: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -113,6 +126,25 @@ impl Publisher {
         let lifetime = expires_at
             .map(|t| t.saturating_duration_since(now).as_secs().max(1) as u32)
             .unwrap_or(DELETE_LIFETIME);
+        // calls: a forward set here replaces this node's route entry for the AOR.
+        if let Some(t) = self.forward_of(aor) {
+            let me = self.clone();
+            let aor = aor.to_owned();
+            tokio::spawn(async move {
+                me.store_until_done(
+                    aor,
+                    resource,
+                    generation,
+                    DataValue {
+                        exists: true,
+                        value: uri_value(&t),
+                    },
+                    FORWARD_LIFETIME,
+                )
+                .await;
+            });
+            return;
+        }
         let value = match expires_at {
             Some(_) => DataValue {
                 exists: true,
@@ -122,6 +154,107 @@ impl Publisher {
                 exists: false,
                 value: Vec::new(),
             },
+        };
+        let me = self.clone();
+        let aor = aor.to_owned();
+        tokio::spawn(async move {
+            me.store_until_done(aor, resource, generation, value, lifetime)
+                .await;
+        });
+    }
+
+    fn forward_of(&self, aor: &str) -> Option<String> {
+        self.forwards
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(aor)
+            .cloned()
+    }
+
+    /// calls: forwards `aor` (`sip:user@domain`) to `target` (an AOR), or removes the
+    /// forward (`None`): stores this node's SIP-REGISTRATION entry for the AOR as a
+    /// `sip_registration_uri` (RFC 7904 3.2), refreshed while it is set. Removing it
+    /// stores the route entry again when the AOR has bindings here, else a delete.
+    pub fn set_forward(&self, aor: &str, target: Option<&str>, now: Instant) {
+        {
+            let mut f = self
+                .forwards
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match target {
+                Some(t) => f.insert(aor.to_owned(), t.to_owned()),
+                None => f.remove(aor),
+            };
+        }
+        match target {
+            Some(t) => {
+                tracing::info!(
+                    "{} is forwarded to {}",
+                    resource_name(aor),
+                    resource_name(t)
+                );
+                self.binding_changed_keep(aor, now);
+                // Refresh before the lifetime ends, while the same forward is set.
+                let me = self.clone();
+                let (aor, t) = (aor.to_owned(), t.to_owned());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(u64::from(FORWARD_LIFETIME / 2)))
+                            .await;
+                        if me.forward_of(&aor).as_deref() != Some(t.as_str()) {
+                            return;
+                        }
+                        me.binding_changed_keep(&aor, Instant::now());
+                    }
+                });
+            }
+            None => {
+                tracing::info!("forwarding of {} removed", resource_name(aor));
+                self.binding_changed_keep(aor, now);
+            }
+        }
+    }
+
+    /// Re-stores `aor`'s entry from what is known (forward, or current bindings' expiry).
+    fn binding_changed_keep(&self, aor: &str, now: Instant) {
+        let resource = resource_of(aor);
+        let (generation, expires_at) = {
+            let mut st = self.state();
+            let e = st.entry(aor.to_owned()).or_insert_with(|| Entry {
+                contacts: Vec::new(),
+                expires_at: None,
+                resource: resource.clone(),
+                generation: 0,
+                stored: false,
+                replicas: Vec::new(),
+                last_error: None,
+            });
+            e.generation += 1;
+            e.stored = false;
+            (e.generation, e.expires_at.filter(|t| *t > now))
+        };
+        let (value, lifetime) = match (self.forward_of(aor), expires_at) {
+            (Some(t), _) => (
+                DataValue {
+                    exists: true,
+                    value: uri_value(&t),
+                },
+                FORWARD_LIFETIME,
+            ),
+            (None, Some(t)) => (
+                DataValue {
+                    exists: true,
+                    value: route_value(self.overlay.node_id),
+                },
+                t.saturating_duration_since(now).as_secs().max(1) as u32,
+            ),
+            (None, None) => (
+                DataValue {
+                    exists: false,
+                    value: Vec::new(),
+                },
+                DELETE_LIFETIME,
+            ),
         };
         let me = self.clone();
         let aor = aor.to_owned();
@@ -155,7 +288,9 @@ impl Publisher {
         // One Store per AOR at a time, so an older state never lands after a newer one.
         let _serial = lock.lock().await;
         let name = resource_name(&aor).to_owned();
-        let what = if value.exists {
+        let what = if value.exists && value.value.first() == Some(&1) {
+            "forwarding"
+        } else if value.exists {
             "registration"
         } else {
             "removal of the registration"

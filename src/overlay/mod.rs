@@ -92,6 +92,16 @@ enum Command {
     Status(oneshot::Sender<serde_json::Value>),
     Metrics(oneshot::Sender<String>),
     Leave(oneshot::Sender<()>),
+    // calls: AppAttach (RFC 6940 6.5.2)
+    AppAttach {
+        peer: NodeId,
+        application: u16,
+        reply: oneshot::Sender<Result<Outcome, RequestError>>,
+    },
+    RegisterApplication {
+        application: u16,
+        addrs: Vec<SocketAddr>,
+    },
 }
 
 /// Why a handle call failed.
@@ -215,6 +225,30 @@ impl OverlayHandle {
     /// Our routing table's next hop towards `key` (our own Node-ID if we are responsible).
     pub async fn next_hop(&self, key: u128) -> Result<NodeId, HandleError> {
         self.call(|reply| Command::NextHop { key, reply }).await
+    }
+
+    /// calls: sends an AppAttach for `application` to `peer` (RFC 6940 6.5.2); the peer's
+    /// answer ([`Outcome::AppAttached`]) with the candidates of its application listener.
+    pub async fn app_attach(&self, peer: NodeId, application: u16) -> Result<Outcome, HandleError> {
+        self.call(|reply| Command::AppAttach {
+            peer,
+            application,
+            reply,
+        })
+        .await?
+        .map_err(HandleError::Request)
+    }
+
+    /// calls: answers AppAttach for `application` with these listener addresses.
+    pub async fn register_application(
+        &self,
+        application: u16,
+        addrs: Vec<SocketAddr>,
+    ) -> Result<(), HandleError> {
+        self.tx
+            .send(Command::RegisterApplication { application, addrs })
+            .await
+            .map_err(|_| HandleError::Stopped)
     }
 
     /// The node's state as JSON (for `GET /status`).
@@ -378,7 +412,7 @@ pub async fn start(
 /// The address we offer others as our host candidate: the listen address, or for a wildcard
 /// listen address the local address the kernel would use towards the first bootstrap peer
 /// (or the default route); loopback only when nothing better is known. No packet is sent.
-fn advertised(a: SocketAddr, bootstrap: &[SocketAddr]) -> SocketAddr {
+pub fn advertised(a: SocketAddr, bootstrap: &[SocketAddr]) -> SocketAddr {
     if !a.ip().is_unspecified() {
         return a;
     }
@@ -694,6 +728,25 @@ impl Driver {
             }
             Command::Metrics(reply) => {
                 let _ = reply.send(self.prometheus());
+            }
+            Command::AppAttach {
+                peer,
+                application,
+                reply,
+            } => {
+                let span = tracing::debug_span!("overlay_tx", method = "app_attach");
+                let r = span.in_scope(|| self.node.app_attach(t, peer, application));
+                self.waiting.insert(
+                    r,
+                    Waiting {
+                        reply: ReplyTo::Plain(reply),
+                        started: std::time::Instant::now(),
+                        span,
+                    },
+                );
+            }
+            Command::RegisterApplication { application, addrs } => {
+                self.node.register_application(application, addrs);
             }
             Command::Leave(reply) => {
                 tracing::info!("leaving the overlay");

@@ -47,8 +47,7 @@ pub trait PbxServices {
     /// The digest check of a request claiming one of our users (as for any call).
     fn authenticate(&mut self, request: &Request, now: Instant) -> AuthVerdict;
     /// Whether the request came over an authenticated link from another node of the overlay
-    /// (which already authenticated the caller). None such yet: the inter-node call path
-    /// of docs/CALLS.md provides them.
+    /// (which already authenticated the caller; docs/CALLS.md).
     fn is_overlay_node_link(&mut self, _source: &Source) -> bool {
         false
     }
@@ -306,7 +305,8 @@ impl Bridge {
             });
         }
         let number = number.unwrap_or_default();
-        if number == GATEWAY_USER && !self.trunks.is_empty() && svc.is_overlay_node_link(&source) {
+        let from_node = svc.is_overlay_node_link(&source);
+        if number == GATEWAY_USER && !self.trunks.is_empty() && from_node {
             // Another node sends one of its users' calls out through our trunks: the number
             // is the To user; our own dial plan and permissions apply again.
             let to = request
@@ -320,6 +320,14 @@ impl Bridge {
             if let (Some(to), Some(from)) = (to, from) {
                 return self.outbound(ep, now, key, request, source, &to, svc, Some(from));
             }
+        }
+        if from_node {
+            // Another node routed this call to one of our registrations: the proxy's.
+            return Some(Event::Request {
+                key,
+                request,
+                source,
+            });
         }
         if let Some(t) = self
             .trunks
@@ -341,6 +349,26 @@ impl Bridge {
                 source,
             });
         }
+        let from_us = request
+            .headers
+            .from()
+            .and_then(|f| f.uri.as_sip().map(|u| u.host.clone()))
+            .is_some_and(|h| svc.serves_host(&h));
+        if let Some(user) = self.did_user(&number).filter(|_| from_us) {
+            // A colleague's DID dialled by one of our users: an internal call (the proxy
+            // authenticates the caller), not a trip through the carrier.
+            let call_id = request.headers.call_id().unwrap_or_default().to_owned();
+            if let Some(uri) = Uri::parse(&format!("sip:{user}@{}", self.domain)) {
+                tracing::info!(%call_id, "{number} is the DID of {user}: calling {uri} directly");
+                let mut request = request;
+                request.uri = uri;
+                return Some(Event::Request {
+                    key,
+                    request,
+                    source,
+                });
+            }
+        }
         self.outbound(ep, now, key, request, source, &number, svc, None)
     }
 
@@ -360,6 +388,13 @@ impl Bridge {
                             .any(|(_, a)| a.ip() == d.remote.ip() && a.port() == d.remote.port())
                     })
             })
+    }
+
+    /// The user a number (as dialled inside the office) is the DID of.
+    fn did_user(&self, number: &str) -> Option<String> {
+        let plan = lock(&self.plan);
+        let e164 = plan.dialplan.normalize(number)?;
+        plan.dids.get(&e164).cloned()
     }
 
     #[allow(clippy::too_many_arguments)]

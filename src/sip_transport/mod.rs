@@ -8,6 +8,8 @@
 // `run`/`bind` are wired into main.rs by the lead; until then only the tests use them.
 #![allow(dead_code)] // `run` and `serve_with` are for the registrar/proxy wiring
 
+pub mod tls;
+
 use sip::message::{Frame, StreamFramer};
 use sip::{ConnId, Endpoint, EndpointConfig, Event, Input, Output, Transport};
 use std::collections::HashMap;
@@ -43,7 +45,24 @@ pub struct Bound {
     udp_addrs: Vec<SocketAddr>,
     tcp_addrs: Vec<SocketAddr>,
     endpoint: EndpointConfig,
+    // calls: the driver channel exists from bind on, so TLS dialers can be handed out early.
+    to_driver: mpsc::Sender<ToDriver>,
+    from_tasks: mpsc::Receiver<ToDriver>,
+    next_conn: Arc<std::sync::atomic::AtomicU64>,
+    tls: Option<tls::TlsSetup>,
+    wake: Option<mpsc::UnboundedReceiver<Wake>>,
+    dialer_peers: Option<tls::InterNode>,
 }
+
+impl std::fmt::Debug for tls::TlsSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsSetup")
+    }
+}
+
+/// A message for the SIP application from one of its own tasks (e.g. an overlay lookup
+/// that finished), delivered through [`SipApp::on_wake`] on the driver.
+pub type Wake = Box<dyn std::any::Any + Send>;
 
 /// Binds every configured listener.
 pub async fn bind(cfg: SipTransportConfig) -> io::Result<Bound> {
@@ -73,12 +92,19 @@ pub async fn bind(cfg: SipTransportConfig) -> io::Result<Bound> {
         supported: ["outbound", "gruu", "path"].map(String::from).to_vec(),
         ..EndpointConfig::default()
     };
+    let (to_driver, from_tasks) = mpsc::channel::<ToDriver>(1024);
     Ok(Bound {
         udp,
         tcp,
         udp_addrs,
         tcp_addrs,
         endpoint,
+        to_driver,
+        from_tasks,
+        next_conn: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        tls: None,
+        wake: None,
+        dialer_peers: None,
     })
 }
 
@@ -96,7 +122,7 @@ pub async fn run(cfg: SipTransportConfig, shutdown: watch::Receiver<bool>) -> io
 }
 
 /// Messages from socket tasks to the driver.
-enum ToDriver {
+pub(crate) enum ToDriver {
     Received {
         transport: Transport,
         local: SocketAddr,
@@ -126,6 +152,9 @@ pub trait SipApp: Send {
 
     /// The application's timers are due.
     fn on_timeout(&mut self, _endpoint: &mut Endpoint, _now: std::time::Instant) {}
+
+    /// A message from one of the application's own tasks (see [`Bound::wake_channel`]).
+    fn on_wake(&mut self, _endpoint: &mut Endpoint, _now: std::time::Instant, _msg: Wake) {}
 }
 
 /// The stand-in application: answers requests with 501 and logs the rest.
@@ -159,6 +188,28 @@ impl Bound {
         &self.tcp_addrs
     }
 
+    /// Adds the SIP/TLS listeners (inter-node and phone-facing); returns the dialer for
+    /// inter-node connections when there is an inter-node listener.
+    pub fn add_tls(&mut self, setup: tls::TlsSetup) -> Option<tls::Dialer> {
+        let dialer = setup.internode.as_ref().map(|l| tls::Dialer {
+            to_driver: self.to_driver.clone(),
+            next_conn: self.next_conn.clone(),
+            identity: l.identity.clone(),
+            peers: tls::InterNode::default(),
+            idle: setup.idle,
+        });
+        self.tls = Some(setup);
+        self.dialer_peers = dialer.as_ref().map(|d| d.peers.clone());
+        dialer
+    }
+
+    /// A sender whose messages reach [`SipApp::on_wake`] on the driver.
+    pub fn wake_channel(&mut self) -> mpsc::UnboundedSender<Wake> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.wake = Some(rx);
+        tx
+    }
+
     /// Serves with the stand-in application until `shutdown` becomes true.
     pub async fn serve(self, shutdown: watch::Receiver<bool>) -> io::Result<()> {
         self.serve_with(NoApp, shutdown).await
@@ -170,9 +221,30 @@ impl Bound {
         mut app: impl SipApp,
         mut shutdown: watch::Receiver<bool>,
     ) -> io::Result<()> {
-        let (to_driver, mut from_tasks) = mpsc::channel::<ToDriver>(1024);
+        let (to_driver, mut from_tasks) = (self.to_driver, self.from_tasks);
         let mut tasks = JoinSet::new();
-        let next_conn = Arc::new(std::sync::atomic::AtomicU64::new(1));
+        let next_conn = self.next_conn;
+        if let Some(setup) = self.tls {
+            if let Some(l) = setup.internode {
+                let peers = self.dialer_peers.clone().unwrap_or_default();
+                tasks.spawn(tls::internode_acceptor(
+                    l,
+                    to_driver.clone(),
+                    next_conn.clone(),
+                    peers,
+                    setup.idle,
+                ));
+            }
+            for (l, cfg) in setup.phones {
+                tasks.spawn(tls::phone_acceptor(
+                    l,
+                    cfg,
+                    to_driver.clone(),
+                    next_conn.clone(),
+                ));
+            }
+        }
+        let mut wake = self.wake;
         for sock in &self.udp {
             tasks.spawn(udp_reader(sock.clone(), to_driver.clone()));
         }
@@ -212,6 +284,10 @@ impl Bound {
                         }
                     }
                 }
+                Some(msg) = recv_wake(&mut wake) => {
+                    let now = tokio::time::Instant::now().into_std();
+                    app.on_wake(&mut endpoint, now, msg);
+                }
                 () = sleep_until(deadline) => {
                     let now = tokio::time::Instant::now().into_std();
                     endpoint.handle_input(now, Input::Timeout);
@@ -240,6 +316,13 @@ impl Bound {
         tracing::info!("SIP transport stopping");
         tasks.shutdown().await;
         Ok(())
+    }
+}
+
+async fn recv_wake(w: &mut Option<mpsc::UnboundedReceiver<Wake>>) -> Option<Wake> {
+    match w {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -299,7 +382,25 @@ async fn send(
             }
             connect_and_send(remote, bytes, tasks, to_driver, next_conn);
         }
-        Transport::Tls => tracing::warn!("SIP over TLS is not available yet; dropping to {remote}"),
+        Transport::Tls => {
+            // TLS connections are opened by their acceptors or by the inter-node dialer
+            // (after AppAttach); a message for a connection that is gone is dropped, the
+            // transaction layer reports the failure.
+            let existing = conn
+                .and_then(|c| conns.get(&c))
+                .or_else(|| conns.values().find(|(r, _)| *r == remote));
+            match existing.map(|(_, w)| w.try_send(bytes)) {
+                Some(Ok(())) => {}
+                Some(Err(mpsc::error::TrySendError::Full(_))) => {
+                    tracing::warn!(
+                        "SIP tls connection to {remote} is not keeping up; dropping a message"
+                    );
+                }
+                Some(Err(mpsc::error::TrySendError::Closed(_))) | None => {
+                    tracing::info!("no SIP tls connection to {remote} any more; message dropped");
+                }
+            }
+        }
     }
 }
 

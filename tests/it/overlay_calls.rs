@@ -267,6 +267,640 @@ fn phone_reregisters_at_another_node_after_its_node_dies() {
         fetch(&nodes[1].0, "1002@p2psip.local").filter(|v| v.len() == 2)
     });
     assert_eq!(v.len(), 2);
+    // calls: the phone is callable again: C's INVITE goes to the dead node (its AppAttach
+    // times out) and to B, which delivers it without waiting for the dead one.
+    let started = Instant::now();
+    one_call(
+        sipp_dir.path(),
+        nodes[1].1,
+        nodes[0].1,
+        "1002",
+        "p2psip.local",
+        port,
+        "1002",
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+// calls: INVITE across the overlay (Fetch -> AppAttach -> SIP over inter-node TLS)
+
+/// SIPp with `args` against `node`, in `dir`.
+fn sipp_run(dir: &Path, node: SocketAddr, file: &str, args: &[&str]) -> std::process::Child {
+    Command::new("sipp")
+        .arg(node.to_string())
+        .arg("-sf")
+        .arg(crate::harness::scenario(file))
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-nostdin",
+            "-trace_err",
+            "-timeout",
+            "90s",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sipp")
+}
+
+fn sipp_errors(dir: &Path) -> String {
+    let mut s = String::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_name().to_string_lossy().contains("_errors.log") {
+            s.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+    s
+}
+
+fn call_records(n: &OverlayNode) -> Vec<Value> {
+    std::fs::read_to_string(n.proc.path().join("data/calls.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// SIPp uac registered (digest) at node A calls SIPp uas registered at node C: 100 calls
+/// (INVITE/180/200/ACK/BYE), none may fail.
+#[test]
+fn sipp_100_calls_across_a_3_node_overlay() {
+    if !have_sipp() {
+        return;
+    }
+    let mut nodes = start(3);
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap();
+    let phone = crate::harness::free_udp_port();
+    register(dir.path(), nodes[2].1, "1001", 3600, phone);
+    nodes[2]
+        .0
+        .proc
+        .wait_line("stored registration of 1001@p2psip.local", T);
+    let (a, c) = (&nodes[0], &nodes[2]);
+    wait_for("A fetching 1001", T, || {
+        fetch(&a.0, "1001@p2psip.local").filter(|v| !v.is_empty())
+    });
+    let mut uas = sipp_run(
+        dir.path(),
+        c.1,
+        "uas.xml",
+        &[
+            "-p",
+            &phone.to_string(),
+            "-set",
+            "user",
+            "1001",
+            "-m",
+            "100",
+        ],
+    );
+    let csv = dir.path().join("cred-1000.csv");
+    std::fs::write(
+        &csv,
+        "SEQUENTIAL\n1000;[authentication username=1000 password=pw-1000]\n",
+    )
+    .unwrap();
+    let port = crate::harness::free_udp_port().to_string();
+    let mut uac = sipp_run(
+        dir.path(),
+        a.1,
+        "uac.xml",
+        &[
+            "-inf",
+            csv.to_str().unwrap(),
+            "-set",
+            "callee",
+            "1001",
+            "-set",
+            "domain",
+            "p2psip.local",
+            "-p",
+            &port,
+            "-m",
+            "100",
+            "-r",
+            "20",
+            "-l",
+            "20",
+            "-d",
+            "100",
+        ],
+    );
+    let uac_code = crate::harness::wait_child(&mut uac, Duration::from_secs(90));
+    let uas_code = crate::harness::wait_child(&mut uas, Duration::from_secs(20));
+    assert_eq!(
+        (uac_code, uas_code),
+        (Some(0), Some(0)),
+        "{}",
+        sipp_errors(dir.path())
+    );
+    let recs = wait_for("100 call records at A", T, || {
+        let r = call_records(&a.0);
+        (r.len() >= 100).then_some(r)
+    });
+    assert!(recs.iter().all(|r| r["result"] == "answered"), "{recs:?}");
+    // One pooled inter-node link carried them all.
+    nodes[0]
+        .0
+        .proc
+        .wait_line("inter-node SIP link to Node-ID", T);
+}
+
+/// Writes the SIPp credentials of `user` into `dir`.
+fn cred(dir: &Path, user: &str) -> std::path::PathBuf {
+    let csv = dir.join(format!("cred-{user}.csv"));
+    std::fs::write(
+        &csv,
+        format!("SEQUENTIAL\n{user};[authentication username={user} password=pw-{user}]\n"),
+    )
+    .unwrap();
+    csv
+}
+
+/// One call from 1000 at `node` to `callee`@`domain` answered by a uas on `phone` as `user`.
+fn one_call(
+    dir: &Path,
+    node: SocketAddr,
+    callee_node: SocketAddr,
+    callee: &str,
+    domain: &str,
+    phone: u16,
+    user: &str,
+) {
+    let mut uas = sipp_run(
+        dir,
+        callee_node,
+        "uas.xml",
+        &["-p", &phone.to_string(), "-set", "user", user, "-m", "1"],
+    );
+    let csv = cred(dir, "1000");
+    let port = crate::harness::free_udp_port().to_string();
+    let mut uac = sipp_run(
+        dir,
+        node,
+        "uac.xml",
+        &[
+            "-inf",
+            csv.to_str().unwrap(),
+            "-set",
+            "callee",
+            callee,
+            "-set",
+            "domain",
+            domain,
+            "-p",
+            &port,
+            "-m",
+            "1",
+        ],
+    );
+    let uac_code = crate::harness::wait_child(&mut uac, Duration::from_secs(40));
+    let uas_code = crate::harness::wait_child(&mut uas, Duration::from_secs(10));
+    assert_eq!(
+        (uac_code, uas_code),
+        (Some(0), Some(0)),
+        "{}",
+        sipp_errors(dir)
+    );
+}
+
+/// Call forwarding chain 1001 -> 1002 -> 1003 (set at different nodes through the admin
+/// port, stored as `uri` entries): a call to 1001 from node A reaches 1003's phone at node C.
+#[test]
+fn forwarding_chain_delivers_to_the_last_aor() {
+    if !have_sipp() {
+        return;
+    }
+    let mut nodes = start(3);
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap();
+    let phone = crate::harness::free_udp_port();
+    register(dir.path(), nodes[2].1, "1003", 3600, phone);
+    let (c, _) = http(
+        nodes[1].0.admin,
+        "POST",
+        "/forward?user=1001&target=1002",
+        b"",
+    )
+    .unwrap();
+    assert_eq!(c, 200);
+    let (c, _) = http(
+        nodes[0].0.admin,
+        "POST",
+        "/forward?user=1002&target=1003",
+        b"",
+    )
+    .unwrap();
+    assert_eq!(c, 200);
+    nodes[1]
+        .0
+        .proc
+        .wait_line("stored forwarding of 1001@p2psip.local", T);
+    nodes[0]
+        .0
+        .proc
+        .wait_line("stored forwarding of 1002@p2psip.local", T);
+    nodes[2]
+        .0
+        .proc
+        .wait_line("stored registration of 1003@p2psip.local", T);
+    let a = nodes[0].1;
+    let c_udp = nodes[2].1;
+    one_call(dir.path(), a, c_udp, "1001", "p2psip.local", phone, "1003");
+    nodes[0]
+        .0
+        .proc
+        .wait_line("1002@p2psip.local is forwarded to 1003@p2psip.local", T);
+    // A loop (1003 -> 1001 closes the circle) is detected, not followed for ever.
+    let (c, _) = http(
+        nodes[2].0.admin,
+        "POST",
+        "/forward?user=1003&target=1001",
+        b"",
+    )
+    .unwrap();
+    assert_eq!(c, 200);
+    nodes[2]
+        .0
+        .proc
+        .wait_line("stored forwarding of 1003@p2psip.local", T);
+    let csv = cred(dir.path(), "1000");
+    let port = crate::harness::free_udp_port().to_string();
+    let mut uac = sipp_run(
+        dir.path(),
+        a,
+        "uac_fail.xml",
+        &[
+            "-inf",
+            csv.to_str().unwrap(),
+            "-set",
+            "callee",
+            "1001",
+            "-set",
+            "domain",
+            "p2psip.local",
+            "-p",
+            &port,
+            "-m",
+            "1",
+        ],
+    );
+    assert_eq!(
+        crate::harness::wait_child(&mut uac, Duration::from_secs(40)),
+        Some(0),
+        "{}",
+        sipp_errors(dir.path())
+    );
+    nodes[0].0.proc.wait_line("forwarding loop", T);
+}
+
+/// A GRUU naming node C (gr = C's destination list, RFC 7904 6) reaches the device at C,
+/// not the same user's device at node B; no Fetch is needed.
+#[test]
+fn gruu_call_reaches_the_one_device() {
+    if !have_sipp() {
+        return;
+    }
+    let nodes = start(3);
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap();
+    // Device 1 at B: registered, but nothing answers on its port.
+    let dead_phone = crate::harness::free_udp_port();
+    register(dir.path(), nodes[1].1, "1001", 3600, dead_phone);
+    let phone = crate::harness::free_udp_port();
+    register(dir.path(), nodes[2].1, "1001", 3600, phone);
+    let st = status(nodes[2].0.admin).unwrap();
+    let c_id = u128::from_str_radix(st["node_id"].as_str().unwrap(), 16).unwrap();
+    let gr = reload::wire::sip::gruu_gr_param(&[reload::wire::Destination::Node(
+        reload::wire::NodeId(c_id),
+    )])
+    .unwrap();
+    let domain = format!("p2psip.local;gr={gr}");
+    one_call(
+        dir.path(),
+        nodes[0].1,
+        nodes[2].1,
+        "1001",
+        &domain,
+        phone,
+        "1001",
+    );
+    // A wrote the answered call; B (the other device's node) never saw the INVITE (it
+    // would have written a cancelled call when C's 200 arrived, before the BYE).
+    wait_for("A's call record", T, || {
+        call_records(&nodes[0].0)
+            .iter()
+            .any(|r| r["result"] == "answered")
+            .then_some(())
+    });
+    assert!(call_records(&nodes[1].0).is_empty());
+}
+
+/// A node that is the edge of neither phone dies (kill -9) during an established call: the
+/// call's BYE still works (in-dialog requests go edge to edge over the inter-node link, media
+/// phone to phone), and new calls succeed once the ring has repaired.
+#[test]
+fn call_survives_the_death_of_a_node_that_is_no_phone_edge() {
+    if !have_sipp() {
+        return;
+    }
+    let mut nodes = start(3);
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap();
+    let phone = crate::harness::free_udp_port();
+    register(dir.path(), nodes[2].1, "1001", 3600, phone);
+    nodes[2]
+        .0
+        .proc
+        .wait_line("stored registration of 1001@p2psip.local", T);
+    let (a, c) = (nodes[0].1, nodes[2].1);
+    let uas_dir = tempfile::tempdir().unwrap();
+    let mut uas = sipp_run(
+        uas_dir.path(),
+        c,
+        "uas.xml",
+        &[
+            "-p",
+            &phone.to_string(),
+            "-set",
+            "user",
+            "1001",
+            "-m",
+            "1",
+            "-trace_msg",
+        ],
+    );
+    let csv = cred(dir.path(), "1000");
+    let port = crate::harness::free_udp_port().to_string();
+    let mut uac = sipp_run(
+        dir.path(),
+        a,
+        "uac.xml",
+        &[
+            "-inf",
+            csv.to_str().unwrap(),
+            "-set",
+            "callee",
+            "1001",
+            "-set",
+            "domain",
+            "p2psip.local",
+            "-p",
+            &port,
+            "-m",
+            "1",
+            "-d",
+            "6000",
+        ],
+    );
+    // The call is established: A forwarded the 200 (the ACK follows it edge to edge).
+    nodes[0].0.proc.wait_line("answered", T);
+    let mut b = nodes.remove(1);
+    let _ = b.0.proc.child.kill();
+    let _ = b.0.proc.child.wait();
+    let uac_code = crate::harness::wait_child(&mut uac, Duration::from_secs(40));
+    let uas_code = crate::harness::wait_child(&mut uas, Duration::from_secs(10));
+    assert_eq!(
+        (uac_code, uas_code),
+        (Some(0), Some(0)),
+        "BYE after the kill: {}{}",
+        sipp_errors(dir.path()),
+        sipp_errors(uas_dir.path())
+    );
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    one_call(dir.path(), a, c, "1001", "p2psip.local", phone, "1001");
+}
+
+/// A 3 s, 8 kHz mono, 16-bit PCM WAV of a 440 Hz tone.
+fn tone_wav(path: &Path) {
+    let rate = 8000u32;
+    let samples: Vec<i16> = (0..rate * 3)
+        .map(|i| {
+            let t = f64::from(i) / f64::from(rate);
+            ((t * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16
+        })
+        .collect();
+    let data_len = (samples.len() * 2) as u32;
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data_len).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&rate.to_le_bytes());
+    w.extend_from_slice(&(rate * 2).to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        w.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, w).unwrap();
+}
+
+/// dumpcap on `lo` with `filter`; killed on drop.
+struct Dumpcap(std::process::Child);
+
+impl Drop for Dumpcap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts dumpcap and waits until it captures; `None` (with the reason printed) when it
+/// cannot.
+fn dumpcap(filter: &str, pcap: &Path) -> Option<Dumpcap> {
+    if Command::new("tshark").arg("-v").output().is_err()
+        || Command::new("dumpcap").arg("-v").output().is_err()
+    {
+        eprintln!("SKIPPED: tshark/dumpcap is not installed");
+        return None;
+    }
+    let mut cap = Dumpcap(
+        Command::new("dumpcap")
+            .args(["-i", "lo", "-f", filter, "-w"])
+            .arg(pcap)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let err = cap.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let deadline = Instant::now() + T;
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(l) if l.contains("Capturing on") => return Some(cap),
+            Ok(l) if l.contains("ermission") || l.contains("don't have") => {
+                eprintln!("SKIPPED: capture not permitted: {l}");
+                return None;
+            }
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!("SKIPPED: dumpcap did not start capturing");
+                return None;
+            }
+        }
+    }
+}
+
+/// Two baresip phones registered at two different nodes (1003 at A, 1004 at C) call each
+/// other with a WAV file as audio source. A capture on loopback shows RTP flowing directly
+/// between the two phones' media ports, and no media to or from any node.
+#[test]
+fn baresip_phones_on_two_nodes_send_media_phone_to_phone() {
+    if !have_sipp()
+        || Command::new("baresip")
+            .arg("-h")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_err()
+    {
+        eprintln!("SKIPPED: baresip is not installed");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let wav = work.path().join("tone.wav");
+    tone_wav(&wav);
+    // Media port ranges of the two phones, known before the capture starts.
+    let base = |_: ()| loop {
+        let p = crate::harness::free_udp_port();
+        if p.is_multiple_of(2) && p < 60_000 {
+            break p;
+        }
+    };
+    let (r1, r2) = (base(()), base(()));
+    if r1.abs_diff(r2) < 20 {
+        eprintln!("SKIPPED: could not pick two media port ranges apart");
+        return;
+    }
+    let pcap = work.path().join("media.pcapng");
+    let filter = format!(
+        "udp portrange {r1}-{} or udp portrange {r2}-{}",
+        r1 + 9,
+        r2 + 9
+    );
+    let Some(cap) = dumpcap(&filter, &pcap) else {
+        return;
+    };
+    let mut nodes = start(3);
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let phone = |user: &str, node: SocketAddr, rtp: u16| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config"),
+            format!(
+                "module_path /usr/lib/baresip/modules\nsip_listen 127.0.0.1:0\n\
+                 module g711.so\nmodule aufile.so\nmodule menu.so\nmodule_app account.so\n\
+                 audio_source aufile,{}\naudio_player nil,nil\naudio_alert nil,nil\n\
+                 rtp_ports {rtp}-{}\n",
+                wav.display(),
+                rtp + 9
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("accounts"),
+            format!(
+                "<sip:{user}@p2psip.local>;auth_pass=pw-{user};\
+                 outbound=\"sip:{node}\";regint=600;answermode=auto\n"
+            ),
+        )
+        .unwrap();
+        dir
+    };
+    let callee_dir = phone("1004", nodes[2].1, r2);
+    let mut callee = Command::new("baresip")
+        .arg("-f")
+        .arg(callee_dir.path())
+        .args(["-n", "127.0.0.1", "-t", "25"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn baresip");
+    nodes[2]
+        .0
+        .proc
+        .wait_line("stored registration of 1004@p2psip.local", T);
+    let caller_dir = phone("1003", nodes[0].1, r1);
+    let mut caller = Command::new("baresip")
+        .arg("-f")
+        .arg(caller_dir.path())
+        .args(["-n", "127.0.0.1", "-t", "8"])
+        .args(["-e", "/dial sip:1004@p2psip.local"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn baresip");
+    let done = crate::harness::wait_child(&mut caller, T);
+    let recs = wait_for("A's call record", T, || {
+        let r = call_records(&nodes[0].0);
+        (!r.is_empty()).then_some(r)
+    });
+    let _ = callee.kill();
+    let _ = callee.wait();
+    assert!(done.is_some(), "caller baresip did not quit");
+    assert_eq!(recs[0]["result"], "answered", "{recs:?}");
+    drop(cap);
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args(["-o", "rtp.heuristic_rtp:TRUE", "-Y", "rtp"])
+        .args(["-T", "fields", "-e", "udp.srcport", "-e", "udp.dstport"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pairs: Vec<(u16, u16)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t').map(|x| x.trim().parse::<u16>());
+            Some((f.next()?.ok()?, f.next()?.ok()?))
+        })
+        .collect();
+    let phone1 = r1..r1 + 10;
+    let phone2 = r2..r2 + 10;
+    let fwd = pairs
+        .iter()
+        .filter(|(s, d)| phone1.contains(s) && phone2.contains(d))
+        .count();
+    let back = pairs
+        .iter()
+        .filter(|(s, d)| phone2.contains(s) && phone1.contains(d))
+        .count();
+    assert!(
+        fwd > 20 && back > 20,
+        "RTP 1003->1004 {fwd}, 1004->1003 {back}: {text}"
+    );
+    eprintln!("RTP phone to phone: {fwd} packets 1003->1004, {back} packets 1004->1003");
+    // Every RTP packet is phone to phone: none to or from a node.
+    assert_eq!(fwd + back, pairs.len(), "{pairs:?}");
 }
 
 /// Shared SIP users (issue 6 item 4): a user added at run time on node A (`p2psip user add`

@@ -55,11 +55,12 @@
 //! assert_eq!(a.table().successor(), Some(b.id()));
 //! ```
 
+pub mod app_attach;
 mod certs;
 pub mod fragment;
 pub mod glue;
 pub mod msg;
-mod usage_hooks; // usages: RFC 7851 PathTrack/diagnostics (see usage_hooks.rs)
+mod usage_hooks; // usages: RFC 7851 PathTrack/diagnostics (see usage_hooks.rs) // calls: AppAttach (RFC 6940 6.5.2), see app_attach.rs
 
 use crate::crypto::{CryptoProvider, SignatureParts, Signer, TestCrypto};
 use crate::storage::{
@@ -235,6 +236,8 @@ pub enum Outcome {
     Probe(Vec<crate::wire::ProbeInformation>),
     /// usages: a PathTrack (RFC 7851) answer: the responder's next hop and diagnostics.
     PathTrack(crate::wire::PathTrackAns),
+    /// calls: an AppAttach answer (RFC 6940 6.5.2): the peer's candidates for the application.
+    AppAttached(crate::wire::AppAttachReqAns),
 }
 
 /// Application-visible events.
@@ -425,6 +428,7 @@ pub struct Node {
     reassembly: fragment::Reassembler,
     cert_store: certs::CertStore,
     certs_published: bool,
+    apps: app_attach::Apps,
 }
 
 const DUP_CACHE_MS: u64 = 15_000;
@@ -510,6 +514,7 @@ impl Node {
             reassembly: fragment::Reassembler::default(),
             cert_store: certs::CertStore::default(),
             certs_published: false,
+            apps: app_attach::Apps::default(),
             cfg: config,
         }
     }
@@ -1413,6 +1418,13 @@ impl Node {
                 return;
             }
             // usages: end
+            // calls: AppAttach (RFC 6940 6.5.2), answered in app_attach.rs
+            if parsed.code == app_attach::APP_ATTACH_REQ {
+                let (code, bytes) = self.usage_app_attach(&parsed.body);
+                self.remember_answer(now, header.transaction_id, code, bytes.clone(), &[]);
+                self.send_answer_raw(now, &header, from, code, bytes, &[]);
+                return;
+            }
             let body = match glue::decode_body(
                 parsed.code,
                 &parsed.body,
@@ -1461,6 +1473,20 @@ impl Node {
                 return;
             }
             // usages: end
+            // calls: AppAttach answers become Outcome::AppAttached
+            if parsed.code == app_attach::APP_ATTACH_ANS
+                && let Purpose::App(request) = p.purpose
+            {
+                let result =
+                    Self::usage_app_attach_answer(&parsed.body).ok_or(RequestError::BadAnswer);
+                let ev = Event::Completed {
+                    request,
+                    hops,
+                    result,
+                };
+                self.out.push_back(Output::Event(ev));
+                return;
+            }
             let body = match glue::decode_body(
                 parsed.code,
                 &parsed.body,

@@ -795,3 +795,72 @@ fn large_store_is_fragmented_and_reassembled() {
         other => panic!("{other:?}"),
     }
 }
+
+// calls: AppAttach (RFC 6940 6.5.2)
+
+#[test]
+fn app_attach_answers_registered_application_with_its_candidates() {
+    use crate::node::app_attach::AppAttachReqAnsExt;
+    let mut net = three();
+    let sip: SocketAddr = "10.0.0.3:5070".parse().unwrap();
+    net.nodes[2].register_application(crate::wire::APPLICATION_SIP, vec![sip]);
+    let target = net.nodes[2].id();
+    let now = net.now;
+    let req = net.nodes[0].app_attach(now, target, crate::wire::APPLICATION_SIP);
+    net.pump(0);
+    net.run(10_000);
+    match net.completion(0, req) {
+        Some(Ok(Outcome::AppAttached(a))) => {
+            assert_eq!(a.application, crate::wire::APPLICATION_SIP);
+            assert_eq!(a.host_addrs(), vec![sip]);
+            assert_eq!(a.role.0, b"passive".to_vec());
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn app_attach_for_unknown_application_gets_error_not_found() {
+    let mut net = three();
+    let target = net.nodes[1].id();
+    let now = net.now;
+    let req = net.nodes[0].app_attach(now, target, 4242);
+    net.pump(0);
+    net.run(10_000);
+    match net.completion(0, req) {
+        Some(Err(RequestError::Error { code, .. })) => assert_eq!(code, error_code::NOT_FOUND),
+        other => panic!("unexpected {other:?}"),
+    }
+    // Unregistering makes a registered application unknown again.
+    net.nodes[1].register_application(crate::wire::APPLICATION_SIP, vec![addr(9)]);
+    assert!(
+        net.nodes[1]
+            .application_candidates(crate::wire::APPLICATION_SIP)
+            .is_some()
+    );
+    net.nodes[1].register_application(crate::wire::APPLICATION_SIP, vec![]);
+    assert!(
+        net.nodes[1]
+            .application_candidates(crate::wire::APPLICATION_SIP)
+            .is_none()
+    );
+}
+
+#[test]
+fn app_attach_to_a_missing_node_times_out() {
+    let mut net = three();
+    let now = net.now;
+    // A Node-ID nobody has: the responsible node drops it, the request times out.
+    let req = net.nodes[0].app_attach(now, NodeId(Q + 12345), crate::wire::APPLICATION_SIP);
+    net.pump(0);
+    net.run(60_000);
+    assert_eq!(net.completion(0, req), Some(Err(RequestError::Timeout)));
+}
+
+#[test]
+fn undecodable_app_attach_request_gets_error() {
+    let mut net = three();
+    net.nodes[1].register_application(crate::wire::APPLICATION_SIP, vec![addr(9)]);
+    let (code, _) = net.nodes[1].usage_app_attach(&[1, 2, 3]);
+    assert_eq!(code, msg::code::ERROR);
+}

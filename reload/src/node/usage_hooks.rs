@@ -44,7 +44,7 @@ impl Node {
         self.path_track(now, vec![dest.clone()], dest, request)
     }
 
-    fn send_raw_request(
+    pub(super) fn send_raw_request(
         &mut self,
         now: Time,
         dest: Vec<Dest>,

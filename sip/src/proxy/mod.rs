@@ -46,6 +46,23 @@ pub enum Lookup {
     NotOurs,
     /// The answer will come later through [`Proxy::lookup_complete`] with this token.
     Pending(u64),
+    /// The location service could not answer in time (e.g. the overlay timed out): 503
+    /// with `Retry-After` seconds.
+    Unavailable {
+        /// Seconds for the `Retry-After` header.
+        retry_after: u32,
+    },
+}
+
+/// Where a Route naming another node (by its `p2pnode` parameter) leads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeRoute {
+    /// Over this connection.
+    Ready(Destination),
+    /// The connection is being set up; [`Proxy::route_complete`] follows with this token.
+    Pending(u64),
+    /// Not a node we can reach by Node-ID: route by the URI's address.
+    NotNode,
 }
 
 /// Where the targets of an address-of-record are found.
@@ -55,6 +72,12 @@ pub trait Location {
     /// Where to send an in-dialog request whose next hop is `uri` (a phone's Contact),
     /// when it is a registered contact reached through a flow or NAT binding.
     fn resolve_contact(&mut self, uri: &Uri, now: Instant) -> Option<Destination>;
+    /// Where a Route whose `p2pnode` parameter names another node (`node`, as the node
+    /// writes it in its Record-Route) leads: a connection to that node, possibly after
+    /// setting one up. The default routes by the URI's address.
+    fn route_to_node(&mut self, _node: &str, _now: Instant) -> NodeRoute {
+        NodeRoute::NotNode
+    }
 }
 
 /// Verdict of the digest check of a request.
@@ -187,6 +210,9 @@ pub struct Proxy {
     by_server: HashMap<TransactionKey, u64>,
     by_client: HashMap<TransactionKey, (u64, usize)>,
     pending: HashMap<u64, u64>,
+    /// Requests waiting for a connection to a node ([`NodeRoute::Pending`]): the context
+    /// (none for an ACK) and the request to send.
+    pending_route: HashMap<u64, (Option<u64>, Request)>,
     timers: BTreeSet<(Instant, u64)>,
     dialogs: HashMap<String, CallRecord>,
     records: VecDeque<CallRecord>,
@@ -258,6 +284,7 @@ impl Proxy {
             by_server: HashMap::new(),
             by_client: HashMap::new(),
             pending: HashMap::new(),
+            pending_route: HashMap::new(),
             timers: BTreeSet::new(),
             dialogs: HashMap::new(),
             records: VecDeque::new(),
@@ -607,6 +634,10 @@ impl Proxy {
             Lookup::Pending(token) => {
                 self.pending.insert(token, id);
             }
+            Lookup::Unavailable { retry_after } => {
+                tracing::info!(%call_id, "{method} for {}: location not available, answering 503", request.uri);
+                self.unavailable(ep, now, id, retry_after);
+            }
         }
     }
 
@@ -620,6 +651,16 @@ impl Proxy {
         fwd: Request,
         svc: &mut S,
     ) {
+        if let Some(node) = first_route(&fwd).and_then(|r| node_param(&r.uri)) {
+            match svc.route_to_node(&node, now) {
+                NodeRoute::Ready(d) => return self.fork(ep, now, id, vec![(fwd, d)]),
+                NodeRoute::Pending(t) => {
+                    self.pending_route.insert(t, (Some(id), fwd));
+                    return;
+                }
+                NodeRoute::NotNode => {}
+            }
+        }
         let dest = match first_route(&fwd) {
             Some(r) => r.uri.as_sip().and_then(uri_destination),
             None => svc
@@ -640,6 +681,34 @@ impl Proxy {
         }
     }
 
+    /// The answer to a route that returned [`NodeRoute::Pending`]: the connection to the
+    /// node, or `None` when it could not be reached (480).
+    pub fn route_complete(
+        &mut self,
+        ep: &mut Endpoint,
+        now: Instant,
+        token: u64,
+        dest: Option<Destination>,
+    ) {
+        let Some((id, req)) = self.pending_route.remove(&token) else {
+            return;
+        };
+        match (id, dest) {
+            (Some(id), Some(d)) => self.fork(ep, now, id, vec![(req, d)]),
+            (Some(id), None) => {
+                tracing::info!(
+                    call_id = req.headers.call_id().unwrap_or_default(),
+                    "{} to {}: the next node of the dialog cannot be reached, answering 480",
+                    req.method,
+                    req.uri
+                );
+                self.final_local(ep, now, id, 480, "Temporarily Unavailable");
+            }
+            (None, Some(d)) => self.send_ack(ep, now, req, d, None),
+            (None, None) => tracing::info!("ACK dropped: the next node cannot be reached"),
+        }
+    }
+
     /// The answer to a lookup that returned [`Lookup::Pending`].
     pub fn lookup_complete(&mut self, ep: &mut Endpoint, now: Instant, token: u64, result: Lookup) {
         let Some(id) = self.pending.remove(&token) else {
@@ -653,7 +722,22 @@ impl Proxy {
             Lookup::UnknownUser | Lookup::NotOurs => {
                 self.final_local(ep, now, id, 404, "Not Found");
             }
+            Lookup::Unavailable { retry_after } => self.unavailable(ep, now, id, retry_after),
         }
+    }
+
+    /// 503 with Retry-After: the location service did not answer.
+    fn unavailable(&mut self, ep: &mut Endpoint, now: Instant, id: u64, retry_after: u32) {
+        let Some(ctx) = self.contexts.remove(&id) else {
+            return;
+        };
+        self.record_failure(now, &ctx, 503, "Service Unavailable");
+        if let Some(mut r) = ep.make_response(&ctx.server, 503, "Service Unavailable") {
+            r.headers.push("Retry-After", retry_after.to_string());
+            let _ = ep.respond(now, &ctx.server, r);
+        }
+        self.contexts.insert(id, ctx);
+        self.remove_context(id);
     }
 
     fn start_targets(&mut self, ep: &mut Endpoint, now: Instant, id: u64, mut t: Vec<Target>) {
@@ -756,7 +840,14 @@ impl Proxy {
                 Method::Invite | Method::Subscribe | Method::Refer
             ) && fwd.headers.to().is_none_or(|t| t.tag().is_none())
             {
-                let inbound = self.local_addr(source.transport, source.local);
+                // A TLS connection's own local address (phone-facing and inter-node TLS
+                // listeners differ); the configured address for the others.
+                let inbound =
+                    if source.transport == Transport::Tls && !source.local.ip().is_unspecified() {
+                        source.local
+                    } else {
+                        self.local_addr(source.transport, source.local)
+                    };
                 if (source.transport, inbound) != (dest.transport, local) {
                     fwd.headers
                         .push_front("Record-Route", self.rr_value(source.transport, inbound));
@@ -882,6 +973,12 @@ impl Proxy {
                 {
                     self.records.push_back(r);
                 }
+                tracing::info!(
+                    call_id = %rec.call_id,
+                    "call from {} to {} answered",
+                    rec.caller,
+                    rec.callee
+                );
                 self.dialogs.insert(rec.call_id.clone(), rec);
             }
             if let Err(e) = ep.respond(now, &server, up) {
@@ -1085,6 +1182,16 @@ impl Proxy {
         while first_route(&ack).is_some_and(|r| self.is_us(&r.uri)) {
             pop_first_route(&mut ack);
         }
+        if let Some(node) = first_route(&ack).and_then(|r| node_param(&r.uri)) {
+            match loc.route_to_node(&node, now) {
+                NodeRoute::Ready(d) => return self.send_ack(ep, now, ack, d, Some(source)),
+                NodeRoute::Pending(t) => {
+                    self.pending_route.insert(t, (None, ack));
+                    return;
+                }
+                NodeRoute::NotNode => {}
+            }
+        }
         let dest = match first_route(&ack) {
             Some(r) => r.uri.as_sip().and_then(uri_destination),
             None => loc
@@ -1095,6 +1202,19 @@ impl Proxy {
             tracing::debug!("ACK to {} dropped: no route", ack.uri);
             return;
         };
+        self.send_ack(ep, now, ack, dest, Some(source));
+    }
+
+    /// Sends an ACK on (stateless, our Via on top).
+    fn send_ack(
+        &mut self,
+        ep: &mut Endpoint,
+        now: Instant,
+        mut ack: Request,
+        dest: Destination,
+        source: Option<Source>,
+    ) {
+        let _ = now;
         let mf = ack
             .headers
             .max_forwards()
@@ -1103,7 +1223,8 @@ impl Proxy {
             return;
         }
         ack.headers.set("Max-Forwards", mf.to_string());
-        let local = self.local_addr(dest.transport, source.local);
+        let fallback = source.map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |s| s.local);
+        let local = self.local_addr(dest.transport, fallback);
         let branch = format!("{MAGIC_COOKIE}p2p{}.ack", Self::branch_hash(&ack));
         let via = Via::new(
             dest.transport.via_token(),
@@ -1129,6 +1250,11 @@ impl Proxy {
             self.records.push_back(rec);
         }
     }
+}
+
+/// The `p2pnode` parameter of a Route URI (the Node-ID a node writes in its Record-Route).
+fn node_param(uri: &Uri) -> Option<String> {
+    uri.as_sip()?.param("p2pnode")?.value.clone()
 }
 
 fn uri_of(n: Option<NameAddr>) -> String {
