@@ -111,12 +111,14 @@ fn dialled(uri: &Uri) -> Option<String> {
 }
 
 impl Bridge {
-    /// A bridge over `trunks` for SIP domain `domain`; `local` are our SIP addresses.
+    /// A bridge over `trunks` for SIP domain `domain`; `local` are our SIP addresses and
+    /// `node_param` the `p2pnode` value of our Record-Route (this node's Node-ID).
     pub fn new(
         domain: String,
         trunks: Vec<Trunk>,
         plan: SharedPlan,
         local: Vec<(Transport, SocketAddr)>,
+        node_param: String,
         failover: Duration,
     ) -> Bridge {
         let regs = trunks
@@ -133,6 +135,7 @@ impl Bridge {
             b2b: B2bua::new(B2buaConfig {
                 local: local.clone(),
                 attempt_timeout: failover,
+                node_param: Some(node_param),
                 ..B2buaConfig::default()
             }),
             regs,
@@ -738,6 +741,7 @@ pub fn start(
         trunks,
         shared.clone(),
         proxy.local.clone(),
+        proxy.node_param.clone(),
         Duration::from_millis(c.dialplan.failover_timeout_ms),
     );
     Ok(Some((bridge, shared)))

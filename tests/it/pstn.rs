@@ -620,3 +620,100 @@ fn node_without_trunks_checks_permissions_and_routes_to_the_overlay_gateway() {
         T,
     );
 }
+
+/// One lab node of a two-node overlay (the first serves enrollment); `extra` adds trunks
+/// and dial plan.
+fn overlay_node(
+    user: &str,
+    first: Option<&crate::overlay::OverlayNode>,
+    extra: &str,
+) -> (crate::overlay::OverlayNode, SocketAddr) {
+    use crate::harness::{enrollment_server, enrollment_yaml};
+    let boot = first.map(|f| f.overlay);
+    let b = boot
+        .map(|a| format!("  bootstrap: [\"{a}\"]\n"))
+        .unwrap_or_default()
+        + &enrollment_yaml(first.and_then(|f| f.enroll));
+    let cfg = format!(
+        "sip:\n  udp: [\"127.0.0.1:0\"]\n  tcp: [\"127.0.0.1:0\"]\n\
+         registrar:\n  digest_algorithms: [MD5]\n\
+         users:\n  - {{name: \"1000\", password: pw-1000}}\n  - {{name: \"1001\", password: pw-1001}}\n\
+         overlay:\n  instance_name: lab.p2psip\n  node_user: {user}\n  listen: \"127.0.0.1:0\"\n  discovery: {{enabled: false}}\n{b}\
+         admin:\n  listen: \"127.0.0.1:0\"\n  debug: true\n{extra}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), cfg).unwrap();
+    let mut p = NodeProc::start_in(dir, &[]);
+    let server = boot.is_none().then(|| enrollment_server(&mut p));
+    let udp = addr_after(
+        &p.wait_line("SIP listening on udp ", T),
+        "SIP listening on udp ",
+    );
+    let overlay = addr_after(&p.wait_line("listening on tls ", T), "listening on tls ");
+    let admin = addr_after(
+        &p.wait_line("admin listening on http ", T),
+        "admin listening on http ",
+    );
+    (
+        crate::overlay::OverlayNode {
+            proc: p,
+            overlay,
+            admin,
+            user: user.to_owned(),
+            enroll: server,
+        },
+        udp,
+    )
+}
+
+/// Phone on node A (no trunks), trunk on node B: A checks the caller's permission and
+/// routes the call to `pstn-gateway@domain`; the overlay names B; B bridges it to the
+/// carrier with the trunk credentials. A toll-fraud attempt on A never leaves A.
+#[test]
+fn phone_on_one_node_dials_out_through_the_trunk_of_another() {
+    if !have("sipp", "-v") {
+        return;
+    }
+    let cport = free_port_on("127.0.0.2");
+    let (a, a_udp) = overlay_node("n1", None, "");
+    let trunks = format!(
+        "trunks:\n{}dialplan:\n  routes: [{{prefix: \"+\", trunks: [carrier]}}]\n",
+        trunk("carrier", &format!("127.0.0.2:{cport}"), "")
+    );
+    let (mut b, _) = overlay_node("n2", Some(&a), &trunks);
+    crate::overlay::wait_ring(&[&a, &b], Duration::from_secs(30));
+    b.proc
+        .wait_line("stored pstn-gateway@p2psip.local in the overlay", T);
+    let mut a = a;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = carrier(dir.path(), "127.0.0.2", cport, "carrier_uas_auth.xml");
+    let mut phone = dial(dir.path(), a_udp, "0301234567", "uac.xml");
+    let codes = (wait_child(&mut phone, T), wait_child(&mut c, T));
+    if codes != (Some(0), Some(0)) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            b.proc.wait_line("NEVER-B", Duration::from_millis(500))
+        }));
+        let _ = a.proc.wait_line("NEVER-A", Duration::from_millis(500));
+    }
+    assert_eq!(codes, (Some(0), Some(0)), "{}", logs(dir.path(), "errors"));
+    a.proc.wait_line(
+        "1000 calls national number +49301234567: no trunk on this node, routing to sip:pstn-gateway@p2psip.local",
+        T,
+    );
+    b.proc
+        .wait_line("1000 calls national number +49301234567: trunks carrier", T);
+    b.proc
+        .wait_line("asked for credentials (401): answering with the trunk's", T);
+    // Toll fraud from A: refused at A.
+    let mut phone = dial(dir.path(), a_udp, "0044207946000", "uac_fail.xml");
+    assert_eq!(
+        wait_child(&mut phone, T),
+        Some(0),
+        "{}",
+        logs(dir.path(), "errors")
+    );
+    a.proc.wait_line(
+        "user 1000 may not call international number +44207946000",
+        T,
+    );
+}

@@ -69,6 +69,10 @@ pub struct B2buaConfig {
     pub t1: Duration,
     /// T2.
     pub t2: Duration,
+    /// This node's `p2pnode` value: when set, responses to the caller carry our own
+    /// Record-Route naming this node on top of the caller side's, so that in-dialog
+    /// requests that crossed other nodes of the overlay find their way back here.
+    pub node_param: Option<String>,
 }
 
 impl Default for B2buaConfig {
@@ -79,6 +83,7 @@ impl Default for B2buaConfig {
             ring_timeout: Duration::from_secs(120),
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
+            node_param: None,
         }
     }
 }
@@ -97,6 +102,9 @@ struct Leg {
     /// Whether `remote_target` came from the peer (a Contact); until then requests go to
     /// `dest` (the configured trunk address or the caller's flow).
     target_learned: bool,
+    /// Requests on this leg always go to `dest` (the caller's flow: the phone, or the node
+    /// that proxied the call here).
+    use_flow: bool,
     /// Route set for our requests on this leg, in the order to send.
     route_set: Vec<String>,
     local_cseq: u32,
@@ -370,6 +378,7 @@ impl B2bua {
             remote_uri: from.clone(),
             remote_target,
             target_learned: false,
+            use_flow: true,
             // As UAS: the Record-Route values in order (RFC 3261 12.1.1).
             route_set,
             local_cseq: cseq.seq.wrapping_add(100_000),
@@ -475,6 +484,7 @@ impl B2bua {
             remote_uri: NameAddr::new(target.to.clone()),
             remote_target: target.uri.clone(),
             target_learned: false,
+            use_flow: false,
             route_set: Vec::new(),
             local_cseq: 1,
             invite_cseq: 1,
@@ -577,7 +587,7 @@ impl B2bua {
     /// Where a request on `leg` goes: the first Route if it is an address, else the remote
     /// target if it is one, else the leg's flow.
     fn leg_dest(leg: &Leg) -> Destination {
-        if leg.route_set.is_empty() && !leg.target_learned {
+        if leg.use_flow || leg.route_set.is_empty() && !leg.target_learned {
             return leg.dest;
         }
         let hop = leg
@@ -1163,7 +1173,9 @@ impl B2bua {
             } else if status > 100 && call.state != State::Ended {
                 let server = call.server.clone();
                 let a = call.a.clone();
+                let rr = record_route_values(&self.cfg, call);
                 if let Some(mut up) = ep.make_response(&server, status, &resp.reason) {
+                    push_record_route(&mut up, rr);
                     up.headers.push("Contact", self.contact(&a, id));
                     up.body = copy_body(&resp.headers, &resp.body, &mut up.headers);
                     up.headers.set("Content-Length", up.body.len().to_string());
@@ -1307,9 +1319,11 @@ impl B2bua {
             "trunk {} answered: call bridged",
             call.target.as_ref().map(|t| t.name.as_str()).unwrap_or("")
         );
+        let rr = record_route_values(&self.cfg, call);
         let Some(mut up) = ep.make_response(&server, resp.status, &resp.reason) else {
             return;
         };
+        push_record_route(&mut up, rr);
         up.headers.push("Contact", self.contact(&a, id));
         up.body = copy_body(&resp.headers, &resp.body, &mut up.headers);
         up.headers.set("Content-Length", up.body.len().to_string());
@@ -1538,4 +1552,27 @@ fn local_of(cfg: &B2buaConfig, transport: Transport, fallback: SocketAddr) -> So
         .iter()
         .find(|(t, _)| *t == transport)
         .map_or(fallback, |(_, a)| *a)
+}
+
+/// Record-Route of a dialog-forming response to the caller: the request's values (RFC 3261
+/// 12.1.1) and, with a node parameter, ours on top.
+fn record_route_values(cfg: &B2buaConfig, call: &Call) -> Vec<String> {
+    let mut values = header_values(&call.invite.headers, "Record-Route");
+    if let Some(node) = &cfg.node_param {
+        values.insert(
+            0,
+            format!(
+                "<sip:{}{};lr;p2pnode={node}>",
+                call.a.local,
+                transport_param(call.a.dest.transport)
+            ),
+        );
+    }
+    values
+}
+
+fn push_record_route(resp: &mut Response, values: Vec<String>) {
+    for v in values.into_iter().rev() {
+        resp.headers.push_front("Record-Route", v);
+    }
 }
