@@ -668,19 +668,20 @@ fn overlay_node(
 
 /// Phone on node A (no trunks), trunk on node B: A checks the caller's permission and
 /// routes the call to `pstn-gateway@domain`; the overlay names B; B bridges it to the
-/// carrier with the trunk credentials. A toll-fraud attempt on A never leaves A.
+/// carrier with the trunk credentials. A toll-fraud attempt on A never leaves A. Inbound,
+/// the carrier calls B and the number rings a phone registered at A.
 #[test]
-fn phone_on_one_node_dials_out_through_the_trunk_of_another() {
+fn phone_on_one_node_calls_out_and_is_called_through_the_trunk_of_another() {
     if !have("sipp", "-v") {
         return;
     }
     let cport = free_port_on("127.0.0.2");
     let (a, a_udp) = overlay_node("n1", None, "");
     let trunks = format!(
-        "trunks:\n{}dialplan:\n  routes: [{{prefix: \"+\", trunks: [carrier]}}]\n",
+        "trunks:\n{}dialplan:\n  routes: [{{prefix: \"+\", trunks: [carrier]}}]\n  unknown_did: \"1001\"\n",
         trunk("carrier", &format!("127.0.0.2:{cport}"), "")
     );
-    let (mut b, _) = overlay_node("n2", Some(&a), &trunks);
+    let (mut b, b_udp) = overlay_node("n2", Some(&a), &trunks);
     crate::overlay::wait_ring(&[&a, &b], Duration::from_secs(30));
     b.proc
         .wait_line("stored pstn-gateway@p2psip.local in the overlay", T);
@@ -716,4 +717,64 @@ fn phone_on_one_node_dials_out_through_the_trunk_of_another() {
         "user 1000 may not call international number +44207946000",
         T,
     );
+    // Inbound: the carrier calls node B; the number rings 1001, registered at node A.
+    let phone = free_udp_port();
+    let csv = phone_csv(dir.path(), "1001");
+    let mut reg = sipp(
+        dir.path(),
+        Some(a_udp),
+        "127.0.0.1",
+        "register.xml",
+        &[
+            "-inf",
+            csv.to_str().unwrap(),
+            "-set",
+            "expires",
+            "3600",
+            "-set",
+            "domain",
+            "p2psip.local",
+            "-m",
+            "1",
+            "-p",
+            &phone.to_string(),
+        ],
+    );
+    assert_eq!(
+        wait_child(&mut reg, T),
+        Some(0),
+        "{}",
+        logs(dir.path(), "errors")
+    );
+    a.proc
+        .wait_line("stored registration of 1001@p2psip.local", T);
+    let mut uas = sipp(
+        dir.path(),
+        Some(a_udp),
+        "127.0.0.1",
+        "uas.xml",
+        &["-p", &phone.to_string(), "-set", "user", "1001", "-m", "1"],
+    );
+    let mut inbound = sipp(
+        dir.path(),
+        Some(b_udp),
+        "127.0.0.2",
+        "carrier_uac.xml",
+        &[
+            "-set",
+            "did",
+            "+4940555000",
+            "-set",
+            "ruser",
+            "+4940555000",
+            "-m",
+            "1",
+            "-d",
+            "200",
+        ],
+    );
+    let codes = (wait_child(&mut inbound, T), wait_child(&mut uas, T));
+    assert_eq!(codes, (Some(0), Some(0)), "{}", logs(dir.path(), "errors"));
+    b.proc
+        .wait_line("inbound call through trunk carrier from 127.0.0.2", T);
 }
