@@ -110,10 +110,13 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
     let publisher = gateway::publish::Publisher::new(overlay.clone());
     let live_calls = gateway::LiveCalls::default();
     let sip_metrics = gateway::metrics::SipMetrics::default();
+    // The registrar exists only after the admin listener; POST /users/reload finds it here.
+    let shared_cell: std::sync::Arc<std::sync::OnceLock<gateway::Shared>> = Default::default();
     if let Some(listen) = loaded.admin_listen {
         let p = publisher.clone();
         let lc = live_calls.clone();
         let sm = sip_metrics.clone();
+        let (cell, l) = (shared_cell.clone(), loaded.clone());
         crate::admin::start(
             crate::admin::AdminConfig {
                 listen,
@@ -122,6 +125,10 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
                 calls: Some(std::sync::Arc::new(move || lc.snapshot())),
                 metrics: Some(std::sync::Arc::new(move || sm.prometheus())),
                 forward: Some(forward_hook(publisher.clone(), c.sip.domain.clone())),
+                reload_users: Some(std::sync::Arc::new(move || match cell.get() {
+                    Some(r) => reload_users(&l, r, "POST /users/reload"),
+                    None => Err("the registrar is not up yet".into()),
+                })),
             },
             overlay.clone(),
         )
@@ -163,6 +170,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
             data_dir.display()
         ),
     }
+    let _ = shared_cell.set(registrar.clone());
     tokio::spawn(gateway::run_expiry(registrar.clone(), shutdown_rx.clone()));
     let mut proxy = gateway::proxy_config(sip.udp_addrs(), sip.tcp_addrs(), identity.node_id.0);
     if let Some(a) = internode_addr {
@@ -190,16 +198,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         tokio::select! {
             signal = signals.wait() => {
                 if signal == "SIGHUP" {
-                    match users::load_users(&loaded) {
-                        Ok(u) => {
-                            tracing::info!("SIGHUP: reloaded users, {} may register", u.len());
-                            registrar.set_users(u);
-                            if let (Some(d), Ok(f)) = (registrar.credentials(), users::file_users(&loaded)) {
-                                d.sync(&f);
-                            }
-                        }
-                        Err(e) => tracing::warn!("SIGHUP: users not reloaded, keeping the old list: {e}"),
-                    }
+                    let _ = reload_users(&loaded, &registrar, "SIGHUP");
                     if let Some(plan) = &pstn_plan {
                         crate::pstn::reload(&loaded, plan, &overlay);
                     }
@@ -346,6 +345,26 @@ async fn start_tls(
         gateway::internode::Router::new(overlay.clone(), d, wake)
     });
     Ok((router, advertised))
+}
+
+/// Rereads the users (config and users file) into the registrar and shares the users file
+/// through the overlay (SIGHUP, `POST /users/reload`); how many users may register.
+fn reload_users(loaded: &Loaded, registrar: &gateway::Shared, why: &str) -> Result<usize, String> {
+    match users::load_users(loaded) {
+        Ok(u) => {
+            let n = u.len();
+            tracing::info!("{why}: reloaded users, {n} may register");
+            registrar.set_users(u);
+            if let (Some(d), Ok(f)) = (registrar.credentials(), users::file_users(loaded)) {
+                d.sync(&f);
+            }
+            Ok(n)
+        }
+        Err(e) => {
+            tracing::warn!("{why}: users not reloaded, keeping the old list: {e}");
+            Err(e)
+        }
+    }
 }
 
 /// The registrar with the configured users, and a warning about demo passwords.

@@ -68,6 +68,7 @@ admin:
   debug: true
 CFG
     if [[ -n "${LAB_EXTRA_CONFIG:-}" ]]; then cat "$LAB_EXTRA_CONFIG" >>"$d/config.yaml"; fi
+    # $! must be the node itself (not a subshell around it), so that `down` signals the node.
     (cd "$d" && { nohup "$P2PSIP" >"$d/log" 2>&1 & echo $! >"$d/pid"; })
     wait_admin "127.0.0.1:$adm"
     [[ $i -eq 1 ]] && boot="\"127.0.0.1:$ov\""

@@ -4,6 +4,8 @@
 //! * `GET /status`: JSON with Node-ID, overlay, successors, predecessors, fingers, links
 //!   (state, RTT), stored resources, and registrations when a hook provides them;
 //! * `GET /metrics`: Prometheus text;
+//! * `POST /users/reload`: rereads the users like SIGHUP (and shares the users file through
+//!   the overlay); answers `{"users": N}`;
 //! * `POST /debug/store` (body = value) and `GET /debug/fetch?user=NAME`: store a test value
 //!   under this node's user (SIP-REGISTRATION Kind, key = our Node-ID) and fetch a user's
 //!   values; `POST /debug/bench?op=fetch|store&n=N&concurrency=C&users=a,b` runs N
@@ -48,10 +50,15 @@ pub struct AdminConfig {
     pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
     /// calls: call forwarding hook for `POST /forward?user=U&target=T` (no target: remove).
     pub forward: Option<ForwardHook>,
+    /// `POST /users/reload`: rereads the users like SIGHUP (how many may register).
+    pub reload_users: Option<ReloadHook>,
 }
 
 /// Sets (`Some(target)`) or removes (`None`) the call forwarding of a user; the answer text.
 pub type ForwardHook = Arc<dyn Fn(&str, Option<&str>) -> Result<String, String> + Send + Sync>;
+
+/// Rereads the users; the number that may register, or why not.
+pub type ReloadHook = Arc<dyn Fn() -> Result<usize, String> + Send + Sync>;
 
 /// Binds the admin listener and serves it in a task.
 pub async fn start(
@@ -128,6 +135,19 @@ async fn serve(
                 ),
             }
         }
+        ("POST", "/users/reload") => match cfg.reload_users.as_ref().map(|h| h()) {
+            Some(Ok(n)) => (
+                "200 OK",
+                "application/json",
+                serde_json::json!({ "users": n }).to_string().into_bytes(),
+            ),
+            Some(Err(e)) => ("500 Internal Server Error", "text/plain", e.into_bytes()),
+            None => (
+                "404 Not Found",
+                "text/plain",
+                b"no users to reload".to_vec(),
+            ),
+        },
         ("GET", "/metrics") => match overlay.metrics().await {
             Ok(mut t) => {
                 if let Some(h) = &cfg.metrics {

@@ -1119,6 +1119,9 @@ impl Driver {
                 "errors_sent": st.errors_sent,
                 "forwarded": st.forwarded,
                 "duplicates": st.duplicates,
+                "bad_signature": st.bad_signature,
+                "impersonation": st.impersonation,
+                "store_forbidden": st.store_forbidden,
             },
         })
     }

@@ -270,3 +270,54 @@ pub async fn start_server(
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(text: &str) -> Loaded {
+        crate::config::parse(
+            text,
+            crate::config::Source::File("t.yaml".into()),
+            PathBuf::from("/x"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn default_server_is_first_bootstrap_host_port_6085() {
+        let l = loaded("overlay:\n  bootstrap: [\"192.0.2.7:6084\", \"192.0.2.8:6084\"]\n");
+        assert_eq!(
+            server_url(&l).as_deref(),
+            Some("https://192.0.2.7:6085/enroll")
+        );
+        let l = loaded("overlay:\n  bootstrap: [\"[2001:db8::1]:6084\"]\n");
+        assert_eq!(
+            server_url(&l).as_deref(),
+            Some("https://[2001:db8::1]:6085/enroll")
+        );
+        let l = loaded(
+            "overlay:\n  bootstrap: [\"192.0.2.7:6084\"]\n  enrollment: {server: \"https://h:1/e\"}\n",
+        );
+        assert_eq!(server_url(&l).as_deref(), Some("https://h:1/e"));
+        assert_eq!(server_url(&loaded("overlay:\n  first_node: true\n")), None);
+    }
+
+    #[test]
+    fn listen_defaults_to_overlay_ip_port_6085() {
+        let l = loaded("overlay:\n  listen: \"192.0.2.7:6084\"\n");
+        assert_eq!(listen_addr(&l), "192.0.2.7:6085".parse().unwrap());
+        let l = loaded("overlay:\n  listen: \"127.0.0.1:0\"\n");
+        assert_eq!(listen_addr(&l), "127.0.0.1:0".parse().unwrap());
+        let l = loaded("overlay:\n  enrollment: {listen: \"127.0.0.1:9999\"}\n");
+        assert_eq!(listen_addr(&l), "127.0.0.1:9999".parse().unwrap());
+        assert!(
+            crate::config::parse(
+                "overlay:\n  enrollment: {server: \"http://x/\", ca_fingerprint: \"zz\"}\n",
+                crate::config::Source::File("t.yaml".into()),
+                PathBuf::from("/x"),
+            )
+            .is_err()
+        );
+    }
+}

@@ -905,7 +905,8 @@ fn baresip_phones_on_two_nodes_send_media_phone_to_phone() {
 
 /// Shared SIP users (issue 6 item 4): a user added at run time on node A (`p2psip user add`
 /// and SIGHUP) registers with SIPp at node B, which fetches its credentials from the overlay;
-/// deleted on A, it stops working at B once B's cached answer is older than the TTL.
+/// deleted on A (`p2psip user del` and `POST /users/reload`), it stops working at B once B's
+/// cached answer is older than the TTL.
 #[test]
 fn user_added_on_one_node_registers_at_another() {
     if !have_sipp() {
@@ -948,9 +949,9 @@ fn user_added_on_one_node_registers_at_another() {
 
     let a = &mut nodes[0].0;
     user_cmd(a.proc.path(), &["user", "del", "1010"]);
-    let _ = Command::new("kill")
-        .args(["-HUP", &a.proc.child.id().to_string()])
-        .status();
+    // The admin endpoint does what SIGHUP does.
+    let (code, body) = http(a.admin, "POST", "/users/reload", b"").unwrap();
+    assert_eq!(code, 200, "{body}");
     a.proc
         .wait_line("deleted the credentials of 1010@p2psip.local", T);
     // B asks the overlay again once its answer is older than shared_users_ttl (1 s).
