@@ -48,4 +48,10 @@ pub enum Command {
         #[command(subcommand)]
         cmd: crate::gateway::users::UserCommand,
     },
+    /// Manage DIDs: which telephone number rings which user (kept in <data_dir>/dids.yaml).
+    Did {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: crate::pstn::dids::DidCommand,
+    },
 }

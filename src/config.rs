@@ -30,6 +30,10 @@ pub struct Config {
     pub users: Vec<UserEntry>,
     /// Admin HTTP endpoint.
     pub admin: AdminSection,
+    /// SIP trunks / PSTN gateways (docs/PSTN.md).
+    pub trunks: Vec<crate::pstn::config::TrunkEntry>,
+    /// Dial plan for calls to telephone numbers (docs/PSTN.md).
+    pub dialplan: crate::pstn::config::DialplanSection,
 }
 
 /// `admin:` section.
@@ -657,6 +661,7 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
     } else {
         None
     };
+    crate::pstn::config::check(&config.trunks, &config.dialplan, &mut problems);
     if !problems.is_empty() {
         return Err(ConfigError::Invalid {
             source_name,

@@ -29,6 +29,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(cli::Command::Did { cmd }) => match config::load(cli.config.as_deref()) {
+            Ok(l) => pstn::dids::run(&l, cmd),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some(cli::Command::Sim(args)) => sim_cmd::run(args),
         Some(cli::Command::Run) | None => run_node(cli.config),
         Some(cli::Command::Ca { cmd }) => {
@@ -88,4 +95,5 @@ fn run_node(file: Option<std::path::PathBuf>) -> ExitCode {
 mod gateway;
 mod node;
 mod overlay;
+mod pstn;
 mod sip_transport;

@@ -182,12 +182,17 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         data_dir.join("calls.jsonl"),
         gateway::calllog::DEFAULT_MAX_BYTES,
     );
-    let mut app = Gateway::new(registrar.clone(), proxy, Some(calls))
+    let mut app = Gateway::new(registrar.clone(), proxy.clone(), Some(calls))
         .with_live_calls(live_calls)
         .with_metrics(sip_metrics);
     if let Some(r) = router {
         app = app.with_router(r);
     }
+    let (app, pstn_plan) =
+        match crate::pstn::start(&loaded, &proxy, &overlay).map_err(NodeError::Users)? {
+            Some((bridge, plan)) => (app.with_pstn(bridge), Some(plan)),
+            None => (app, None),
+        };
     let mut sip_task = tokio::spawn(sip.serve_with(app, shutdown_rx));
     tracing::info!("node is up");
     let mut signals = signals;
@@ -196,6 +201,9 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
             signal = signals.wait() => {
                 if signal == "SIGHUP" {
                     let _ = reload_users(&loaded, &registrar, "SIGHUP");
+                    if let Some(plan) = &pstn_plan {
+                        crate::pstn::reload(&loaded, plan, &overlay);
+                    }
                     continue;
                 }
                 tracing::info!("received {signal}, shutting down");

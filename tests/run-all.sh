@@ -3,11 +3,12 @@
 #
 # First it installs what the tests need from Debian (tshark for the Wireshark checks, SIPp,
 # baresip, Kamailio, coturn, iproute2/iptables for the network-namespace lab, chromium and a font
-# for the status page test) when any of it is missing; it is safe to run again. Then it runs every Rust test in the workspace.
+# for the status page test, dnsmasq for the RFC 3263 trunk test) when any of it is missing; it
+# is safe to run again. Then it runs every Rust test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(tshark sip-tester baresip kamailio coturn iproute2 iptables chromium fonts-dejavu-core)
+packages=(tshark sip-tester baresip kamailio coturn iproute2 iptables chromium fonts-dejavu-core dnsmasq-base)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

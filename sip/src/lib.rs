@@ -45,6 +45,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
+pub mod b2bua;
 pub mod endpoint;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

@@ -115,6 +115,7 @@ pub struct Gateway {
     shared: Shared,
     proxy: Proxy,
     calls: Option<calllog::CallLog>,
+    pstn: Option<crate::pstn::Bridge>,
     live: LiveCalls,
     live_stamp: Option<(Instant, usize, usize)>,
     metrics: metrics::SipMetrics,
@@ -164,9 +165,16 @@ impl Gateway {
             parked: Vec::new(),
             live_stamp: None,
             metrics: metrics::SipMetrics::default(),
+            pstn: None,
             router: None,
             next_token: 1,
         }
+    }
+
+    /// Bridges calls to and from telephone numbers through `bridge` (docs/PSTN.md).
+    pub fn with_pstn(mut self, bridge: crate::pstn::Bridge) -> Self {
+        self.pstn = Some(bridge);
+        self
     }
 
     /// Counts REGISTERs and calls into `metrics`.
@@ -282,7 +290,11 @@ impl Gateway {
 
     fn write_records(&mut self, now: Instant) {
         let mut ended = false;
-        while let Some(rec) = self.proxy.poll_record() {
+        while let Some(rec) = self.proxy.poll_record().or_else(|| {
+            self.pstn
+                .as_mut()
+                .and_then(crate::pstn::Bridge::poll_record)
+        }) {
             ended = true;
             self.metrics.call(&rec.result);
             tracing::info!(
@@ -471,6 +483,21 @@ impl Location for Services<'_> {
         let t = self.token();
         self.routes.push((t, id));
         NodeRoute::Pending(t)
+    }
+}
+
+impl crate::pstn::PbxServices for Services<'_> {
+    fn has_user(&mut self, user: &str) -> bool {
+        self.reg.has_user(user)
+    }
+    fn serves_host(&mut self, host: &str) -> bool {
+        self.reg.serves_host(host)
+    }
+    fn authenticate(&mut self, request: &Request, now: Instant) -> AuthVerdict {
+        Authenticator::authenticate(self, request, now)
+    }
+    fn is_overlay_node_link(&mut self, _source: &Source) -> bool {
+        self.trusted
     }
 }
 
@@ -675,10 +702,14 @@ impl SipApp for Gateway {
 
     fn poll_timeout(&self) -> Option<Instant> {
         let parked = (!self.parked.is_empty()).then(|| Instant::now() + PARK_POLL);
-        match (self.proxy.poll_timeout(), parked) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let pstn = self
+            .pstn
+            .as_ref()
+            .and_then(crate::pstn::Bridge::poll_timeout);
+        [self.proxy.poll_timeout(), parked, pstn]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn on_timeout(&mut self, endpoint: &mut Endpoint, now: Instant) {
@@ -700,6 +731,9 @@ impl SipApp for Gateway {
             }
         }
         self.proxy.handle_timeout(endpoint, now);
+        if let Some(bridge) = self.pstn.as_mut() {
+            bridge.on_timeout(endpoint, now);
+        }
         self.write_records(now);
     }
 
@@ -744,6 +778,34 @@ impl SipApp for Gateway {
 
 impl Gateway {
     fn dispatch(&mut self, endpoint: &mut Endpoint, now: Instant, event: Event) {
+        let event = match self.pstn.as_mut() {
+            Some(bridge) => {
+                let trusted = match (&event, &self.router) {
+                    (Event::Request { source, .. }, Some(r)) => {
+                        source.conn.and_then(|c| r.peer_of(c)).is_some()
+                    }
+                    _ => false,
+                };
+                let left = {
+                    let mut reg = self.shared.lock();
+                    let mut svc = Services {
+                        reg: &mut reg,
+                        trusted,
+                        router: self.router.as_ref(),
+                        next_token: &mut self.next_token,
+                        lookups: Vec::new(),
+                        routes: Vec::new(),
+                    };
+                    bridge.on_event(endpoint, now, event, &mut svc)
+                };
+                self.write_records(now);
+                match left {
+                    Some(ev) => ev,
+                    None => return,
+                }
+            }
+            None => event,
+        };
         match event {
             Event::Request {
                 key,

@@ -14,6 +14,7 @@ mod node_start;
 mod overlay;
 mod overlay_calls;
 mod pki;
+mod pstn;
 mod registrar;
 mod sip_options;
 mod status_page;
