@@ -297,7 +297,7 @@ async fn start_tls(
     let dialer = sip.add_tls(tls::TlsSetup {
         internode,
         phones,
-        idle: tls::DEFAULT_IDLE,
+        idle: std::time::Duration::from_secs(c.internode_idle_s.max(1)),
     });
     let router = dialer.map(|d| {
         let wake = sip.wake_channel();

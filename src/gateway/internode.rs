@@ -128,6 +128,10 @@ impl Router {
     /// Starts connecting to `node` for an in-dialog request; [`Done::Route`] follows.
     pub fn start_route(&self, token: u64, node: NodeId) {
         let me = self.clone();
+        tracing::info!(
+            "no open SIP link to node {} for an in-dialog request: attaching again",
+            short(node)
+        );
         tokio::spawn(async move {
             let dest = me.connect(node).await;
             let _ = me.wake.send(Box::new(Done::Route { token, dest }));

@@ -29,7 +29,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// How long an inter-node connection may stay unused before it is closed.
-pub const DEFAULT_IDLE: Duration = Duration::from_secs(300);
 /// Bound on a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 

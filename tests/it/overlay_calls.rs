@@ -26,7 +26,8 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A lab node with SIP users 1000..1004 (password pw-<user>, MD5 digest).
-fn config(user: &str, bootstrap: Option<SocketAddr>) -> String {
+/// Extra `sip:` keys come in `extra_sip` (each line indented by two spaces).
+fn config_with(user: &str, bootstrap: Option<SocketAddr>, extra_sip: &str) -> String {
     let b = bootstrap
         .map(|a| format!("  bootstrap: [\"{a}\"]\n"))
         .unwrap_or_default();
@@ -35,7 +36,7 @@ fn config(user: &str, bootstrap: Option<SocketAddr>) -> String {
         users.push_str(&format!("  - {{name: \"{u}\", password: pw-{u}}}\n"));
     }
     format!(
-        "sip:\n  udp: [\"127.0.0.1:0\"]\n  tcp: [\"127.0.0.1:0\"]\n\
+        "sip:\n  udp: [\"127.0.0.1:0\"]\n  tcp: [\"127.0.0.1:0\"]\n{extra_sip}\
          registrar:\n  digest_algorithms: [MD5]\n\
          users:\n{users}\
          overlay:\n  instance_name: lab.p2psip\n  node_user: {user}\n  listen: \"127.0.0.1:0\"\n{b}\
@@ -45,12 +46,21 @@ fn config(user: &str, bootstrap: Option<SocketAddr>) -> String {
 
 /// `n` nodes sharing the first one's overlay CA; (node, SIP UDP address) each.
 fn start(n: usize) -> Vec<(OverlayNode, SocketAddr)> {
+    start_with(n, "")
+}
+
+/// `start` with extra `sip:` configuration keys.
+fn start_with(n: usize, extra_sip: &str) -> Vec<(OverlayNode, SocketAddr)> {
     let mut nodes: Vec<(OverlayNode, SocketAddr)> = Vec::new();
     for i in 1..=n {
         let user = format!("n{i}");
         let dir = tempfile::tempdir().unwrap();
         let boot = nodes.first().map(|f| f.0.overlay);
-        std::fs::write(dir.path().join("config.yaml"), config(&user, boot)).unwrap();
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            config_with(&user, boot, extra_sip),
+        )
+        .unwrap();
         if let Some(first) = nodes.first() {
             copy_dir(
                 &first.0.proc.path().join("data/ca"),
@@ -900,4 +910,64 @@ fn baresip_phones_on_two_nodes_send_media_phone_to_phone() {
     eprintln!("RTP phone to phone: {fwd} packets 1003->1004, {back} packets 1004->1003");
     // Every RTP packet is phone to phone: none to or from a node.
     assert_eq!(fwd + back, pairs.len(), "{pairs:?}");
+}
+
+/// The inter-node link closes when idle (here after 1 s) in the middle of a call: the BYE
+/// finds the callee's node again by the Node-ID in the Record-Route and attaches again.
+#[test]
+fn bye_attaches_again_after_the_idle_link_closed() {
+    if !have_sipp() {
+        return;
+    }
+    let mut nodes = start_with(3, "  internode_idle_s: 1\n");
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap();
+    let phone = crate::harness::free_udp_port();
+    register(dir.path(), nodes[2].1, "1001", 3600, phone);
+    nodes[2]
+        .0
+        .proc
+        .wait_line("stored registration of 1001@p2psip.local", T);
+    let mut uas = sipp_run(
+        dir.path(),
+        nodes[2].1,
+        "uas.xml",
+        &["-p", &phone.to_string(), "-set", "user", "1001", "-m", "1"],
+    );
+    let csv = cred(dir.path(), "1000");
+    let port = crate::harness::free_udp_port().to_string();
+    let mut uac = sipp_run(
+        dir.path(),
+        nodes[0].1,
+        "uac.xml",
+        &[
+            "-inf",
+            csv.to_str().unwrap(),
+            "-set",
+            "callee",
+            "1001",
+            "-set",
+            "domain",
+            "p2psip.local",
+            "-p",
+            &port,
+            "-m",
+            "1",
+            "-d",
+            "4000",
+        ],
+    );
+    nodes[0].0.proc.wait_line("answered", T);
+    nodes[0].0.proc.wait_line("idle for 1 s", T);
+    let uac_code = crate::harness::wait_child(&mut uac, Duration::from_secs(40));
+    let uas_code = crate::harness::wait_child(&mut uas, Duration::from_secs(10));
+    assert_eq!(
+        (uac_code, uas_code),
+        (Some(0), Some(0)),
+        "{}",
+        sipp_errors(dir.path())
+    );
+    // The BYE went over a new link.
+    nodes[0].0.proc.wait_line("attaching again", T);
 }
