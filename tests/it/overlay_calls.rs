@@ -504,14 +504,18 @@ fn forwarding_chain_delivers_to_the_last_aor() {
     )
     .unwrap();
     assert_eq!(c, 200);
-    let (c, _) = http(
-        nodes[0].0.admin,
-        "POST",
-        "/forward?user=1002&target=1003",
-        b"",
-    )
-    .unwrap();
-    assert_eq!(c, 200);
+    // The operator's command (the admin endpoint underneath), with a full AOR as target.
+    let out = Command::new(crate::harness::bin())
+        .args(["forward", "--admin", &nodes[0].0.admin.to_string()])
+        .args(["set", "1002", "1003@p2psip.local"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is forwarded to sip:1003@p2psip.local"));
     nodes[1]
         .0
         .proc
