@@ -284,7 +284,7 @@ async fn start_tls(
     if let Some(l) = &internode {
         let local = l.local_addr()?;
         let adv = crate::overlay::advertised(local, &loaded.bootstrap);
-        tracing::info!("inter-node SIP listening on tls {local} (offered as {adv} in AppAttach)");
+        tracing::info!("inter-node SIP/TLS listener on {local} (offered as {adv} in AppAttach)");
         advertised = Some(adv);
         if overlay
             .register_application(reload::wire::APPLICATION_SIP, vec![adv])

@@ -39,7 +39,7 @@ fn config_with(user: &str, bootstrap: Option<SocketAddr>, extra_sip: &str) -> St
         "sip:\n  udp: [\"127.0.0.1:0\"]\n  tcp: [\"127.0.0.1:0\"]\n{extra_sip}\
          registrar:\n  digest_algorithms: [MD5]\n\
          users:\n{users}\
-         overlay:\n  instance_name: lab.p2psip\n  node_user: {user}\n  listen: \"127.0.0.1:0\"\n{b}\
+         overlay:\n  instance_name: lab.p2psip\n  node_user: {user}\n  listen: \"127.0.0.1:0\"\n  discovery: {{enabled: false}}\n{b}\
          admin:\n  listen: \"127.0.0.1:0\"\n  debug: true\n"
     )
 }
@@ -410,8 +410,9 @@ fn sipp_100_calls_across_a_3_node_overlay() {
     assert_eq!(
         (uac_code, uas_code),
         (Some(0), Some(0)),
-        "{}",
-        sipp_errors(dir.path())
+        "{}\nnode A:\n{}",
+        sipp_errors(dir.path()),
+        nodes[0].0.proc.drain().join("\n")
     );
     let recs = wait_for("100 call records at A", T, || {
         let r = call_records(&a.0);
