@@ -132,11 +132,17 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         })?;
     }
     // calls: inter-node and phone-facing SIP over TLS (see crate::gateway::internode).
-    let (router, internode_addr) = start_tls(&loaded, &identity, &mut sip, &overlay).await?;
+    let (router, internode_addr, phone_tls) =
+        start_tls(&loaded, &identity, &mut sip, &overlay).await?;
     let registrar = start_registrar(&loaded, identity.node_id.0)?.with_publisher(publisher);
     tokio::spawn(gateway::run_expiry(registrar.clone(), shutdown_rx.clone()));
     let mut proxy = gateway::proxy_config(sip.udp_addrs(), sip.tcp_addrs(), identity.node_id.0);
+    // The inter-node address first (Via and Record-Route towards other nodes); the
+    // phone-facing TLS listeners after it, so that Routes naming them are ours too.
     if let Some(a) = internode_addr {
+        proxy.local.push((sip::Transport::Tls, a));
+    }
+    for a in phone_tls {
         proxy.local.push((sip::Transport::Tls, a));
     }
     let calls = gateway::calllog::CallLog::new(
@@ -226,13 +232,7 @@ async fn start_tls(
     identity: &std::sync::Arc<crate::pki::local::Identity>,
     sip: &mut sip_transport::Bound,
     overlay: &crate::overlay::OverlayHandle,
-) -> Result<
-    (
-        Option<gateway::internode::Router>,
-        Option<std::net::SocketAddr>,
-    ),
-    NodeError,
-> {
+) -> Result<TlsStarted, NodeError> {
     use crate::sip_transport::tls;
     let c = &loaded.config.sip;
     let bind_err =
@@ -258,6 +258,7 @@ async fn start_tls(
         )
     };
     let mut phones = Vec::new();
+    let mut phone_addrs = Vec::new();
     if !c.tls.is_empty() {
         let cert_key = (!c.tls_cert.is_empty()).then(|| {
             (
@@ -276,7 +277,9 @@ async fn start_tls(
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(bind_err("SIP TLS listener"))?;
-            tracing::info!("SIP listening on tls {}", l.local_addr()?);
+            let local = l.local_addr()?;
+            tracing::info!("SIP listening on tls {local}");
+            phone_addrs.push(local);
             phones.push((l, cfg.clone()));
         }
     }
@@ -303,8 +306,16 @@ async fn start_tls(
         let wake = sip.wake_channel();
         gateway::internode::Router::new(overlay.clone(), d, wake)
     });
-    Ok((router, advertised))
+    Ok((router, advertised, phone_addrs))
 }
+
+/// What [`start_tls`] set up: the overlay router, the advertised inter-node address, the
+/// phone-facing TLS listener addresses.
+type TlsStarted = (
+    Option<gateway::internode::Router>,
+    Option<std::net::SocketAddr>,
+    Vec<std::net::SocketAddr>,
+);
 
 /// The registrar with the configured users, and a warning about demo passwords.
 fn start_registrar(loaded: &Loaded, node_id: u128) -> Result<gateway::Shared, NodeError> {

@@ -781,8 +781,8 @@ fn dumpcap(filter: &str, pcap: &Path) -> Option<Dumpcap> {
     }
 }
 
-/// Two baresip phones registered at two different nodes (1003 at A, 1004 at C) call each
-/// other with a WAV file as audio source. A capture on loopback shows RTP flowing directly
+/// Two baresip phones registered at two different nodes (1003 at A over SIP/TLS, 1004 at C
+/// over UDP) call each other with a WAV file as audio source. A capture on loopback shows RTP flowing directly
 /// between the two phones' media ports, and no media to or from any node.
 #[test]
 fn baresip_phones_on_two_nodes_send_media_phone_to_phone() {
@@ -821,10 +821,14 @@ fn baresip_phones_on_two_nodes_send_media_phone_to_phone() {
     let Some(cap) = dumpcap(&filter, &pcap) else {
         return;
     };
-    let mut nodes = start(3);
+    let mut nodes = start_with(3, "  tls: [\"127.0.0.1:0\"]\n");
+    let a_tls = addr_after(
+        &nodes[0].0.proc.wait_line("SIP listening on tls ", T),
+        "SIP listening on tls ",
+    );
     let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
     wait_ring(&refs, Duration::from_secs(30));
-    let phone = |user: &str, node: SocketAddr, rtp: u16| {
+    let phone = |user: &str, node: SocketAddr, transport: &str, rtp: u16| {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("config"),
@@ -841,14 +845,14 @@ fn baresip_phones_on_two_nodes_send_media_phone_to_phone() {
         std::fs::write(
             dir.path().join("accounts"),
             format!(
-                "<sip:{user}@p2psip.local>;auth_pass=pw-{user};\
-                 outbound=\"sip:{node}\";regint=600;answermode=auto\n"
+                "<sip:{user}@p2psip.local;transport={transport}>;auth_pass=pw-{user};\
+                 outbound=\"sip:{node};transport={transport}\";regint=600;answermode=auto\n"
             ),
         )
         .unwrap();
         dir
     };
-    let callee_dir = phone("1004", nodes[2].1, r2);
+    let callee_dir = phone("1004", nodes[2].1, "udp", r2);
     let mut callee = Command::new("baresip")
         .arg("-f")
         .arg(callee_dir.path())
@@ -862,14 +866,14 @@ fn baresip_phones_on_two_nodes_send_media_phone_to_phone() {
         .0
         .proc
         .wait_line("stored registration of 1004@p2psip.local", T);
-    let caller_dir = phone("1003", nodes[0].1, r1);
+    let caller_dir = phone("1003", a_tls, "tls", r1);
     let mut caller = Command::new("baresip")
         .arg("-f")
         .arg(caller_dir.path())
         .args(["-n", "127.0.0.1", "-t", "8"])
         .args(["-e", "/dial sip:1004@p2psip.local"])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(work.path().join("caller.out")).unwrap())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn baresip");
@@ -880,8 +884,18 @@ fn baresip_phones_on_two_nodes_send_media_phone_to_phone() {
     });
     let _ = callee.kill();
     let _ = callee.wait();
-    assert!(done.is_some(), "caller baresip did not quit");
+    assert!(
+        done.is_some(),
+        "caller baresip did not quit: {}\nnode A:\n{}\nnode C:\n{}",
+        std::fs::read_to_string(work.path().join("caller.out")).unwrap_or_default(),
+        nodes[0].0.proc.drain().join("\n"),
+        nodes[2].0.proc.drain().join("\n")
+    );
     assert_eq!(recs[0]["result"], "answered", "{recs:?}");
+    nodes[0]
+        .0
+        .proc
+        .wait_line("registered 1003@p2psip.local from tls", T);
     drop(cap);
     let out = Command::new("tshark")
         .arg("-r")
