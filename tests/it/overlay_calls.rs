@@ -990,3 +990,67 @@ fn bye_attaches_again_after_the_idle_link_closed() {
     // The BYE went over a new link.
     nodes[0].0.proc.wait_line("attaching again", T);
 }
+
+/// Failures across the overlay: a busy callee at C is passed back to A as 486; an AOR that
+/// is nowhere registered answers 480 (one of our users) or 404 (unknown).
+#[test]
+fn busy_and_unregistered_across_the_overlay() {
+    if !have_sipp() {
+        return;
+    }
+    let mut nodes = start(3);
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap();
+    let phone = crate::harness::free_udp_port();
+    register(dir.path(), nodes[2].1, "1001", 3600, phone);
+    nodes[2]
+        .0
+        .proc
+        .wait_line("stored registration of 1001@p2psip.local", T);
+    let mut uas = sipp_run(
+        dir.path(),
+        nodes[2].1,
+        "uas_busy.xml",
+        &["-p", &phone.to_string(), "-m", "1"],
+    );
+    let csv = cred(dir.path(), "1000");
+    for callee in ["1001", "1002", "9999"] {
+        let port = crate::harness::free_udp_port().to_string();
+        let mut uac = sipp_run(
+            dir.path(),
+            nodes[0].1,
+            "uac_fail.xml",
+            &[
+                "-inf",
+                csv.to_str().unwrap(),
+                "-set",
+                "callee",
+                callee,
+                "-set",
+                "domain",
+                "p2psip.local",
+                "-p",
+                &port,
+                "-m",
+                "1",
+            ],
+        );
+        assert_eq!(
+            crate::harness::wait_child(&mut uac, Duration::from_secs(40)),
+            Some(0),
+            "{callee}: {}",
+            sipp_errors(dir.path())
+        );
+    }
+    assert_eq!(
+        crate::harness::wait_child(&mut uas, Duration::from_secs(10)),
+        Some(0)
+    );
+    let recs = wait_for("three call records at A", T, || {
+        let r = call_records(&nodes[0].0);
+        (r.len() >= 3).then_some(r)
+    });
+    let st: Vec<_> = recs.iter().map(|r| r["sip_status"].clone()).collect();
+    assert_eq!(st, vec![486, 480, 404], "{recs:?}");
+}
