@@ -42,6 +42,8 @@ pub enum Command {
     },
     /// Enroll with an overlay's enrollment server and store the node identity.
     Enroll(crate::pki::cmd::EnrollArgs),
+    /// Call forwarding through a running node: `forward set USER TARGET`, `forward del USER`.
+    Forward(crate::forward_cmd::ForwardArgs),
     /// Manage the users who may register (kept in <data_dir>/users.yaml).
     User {
         /// What to do.

@@ -269,6 +269,8 @@ pub struct SipSection {
     /// calls: inter-node SIP-over-TLS listen address (empty = the overlay listen address's
     /// IP with any free port; "off" = no calls across the overlay).
     pub internode: String,
+    /// calls: seconds an inter-node SIP connection may stay unused before it is closed.
+    pub internode_idle_s: u64,
 }
 
 impl Default for SipSection {
@@ -282,6 +284,7 @@ impl Default for SipSection {
             tls_cert: String::new(),
             tls_key: String::new(),
             internode: String::new(),
+            internode_idle_s: 300,
         }
     }
 }

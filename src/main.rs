@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod decode_cmd;
 mod diag_cmd;
+mod forward_cmd;
 mod pki;
 mod sim_cmd;
 mod telemetry;
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
         Some(cli::Command::CheckConfig { file }) => check_config(file.or(cli.config)),
         Some(cli::Command::Decode(args)) => decode_cmd::run(args),
         Some(cli::Command::Diag(args)) => diag_cmd::run(args),
+        Some(cli::Command::Forward(args)) => forward_cmd::run(args),
         Some(cli::Command::User { cmd }) => match config::load(cli.config.as_deref()) {
             Ok(l) => gateway::users::run(&l, cmd),
             Err(e) => {

@@ -141,7 +141,8 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         })?;
     }
     // calls: inter-node and phone-facing SIP over TLS (see crate::gateway::internode).
-    let (router, internode_addr) = start_tls(&loaded, &identity, &mut sip, &overlay).await?;
+    let (router, internode_addr, phone_tls) =
+        start_tls(&loaded, &identity, &mut sip, &overlay).await?;
     let mut registrar = start_registrar(&loaded, identity.node_id.0)?.with_publisher(publisher);
     // Shared SIP users (docs/SECURITY.md): with the overlay credential key, this node
     // publishes its users file and finds other nodes' users in the overlay.
@@ -175,7 +176,12 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
     let _ = shared_cell.set(registrar.clone());
     tokio::spawn(gateway::run_expiry(registrar.clone(), shutdown_rx.clone()));
     let mut proxy = gateway::proxy_config(sip.udp_addrs(), sip.tcp_addrs(), identity.node_id.0);
+    // The inter-node address first (Via and Record-Route towards other nodes); the
+    // phone-facing TLS listeners after it, so that Routes naming them are ours too.
     if let Some(a) = internode_addr {
+        proxy.local.push((sip::Transport::Tls, a));
+    }
+    for a in phone_tls {
         proxy.local.push((sip::Transport::Tls, a));
     }
     let calls = gateway::calllog::CallLog::new(
@@ -269,13 +275,7 @@ async fn start_tls(
     identity: &std::sync::Arc<crate::pki::local::Identity>,
     sip: &mut sip_transport::Bound,
     overlay: &crate::overlay::OverlayHandle,
-) -> Result<
-    (
-        Option<gateway::internode::Router>,
-        Option<std::net::SocketAddr>,
-    ),
-    NodeError,
-> {
+) -> Result<TlsStarted, NodeError> {
     use crate::sip_transport::tls;
     let c = &loaded.config.sip;
     let bind_err =
@@ -301,6 +301,7 @@ async fn start_tls(
         )
     };
     let mut phones = Vec::new();
+    let mut phone_addrs = Vec::new();
     if !c.tls.is_empty() {
         let cert_key = (!c.tls_cert.is_empty()).then(|| {
             (
@@ -319,7 +320,9 @@ async fn start_tls(
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(bind_err("SIP TLS listener"))?;
-            tracing::info!("SIP listening on tls {}", l.local_addr()?);
+            let local = l.local_addr()?;
+            tracing::info!("SIP listening on tls {local}");
+            phone_addrs.push(local);
             phones.push((l, cfg.clone()));
         }
     }
@@ -327,7 +330,7 @@ async fn start_tls(
     if let Some(l) = &internode {
         let local = l.local_addr()?;
         let adv = crate::overlay::advertised(local, &loaded.bootstrap);
-        tracing::info!("inter-node SIP listening on tls {local} (offered as {adv} in AppAttach)");
+        tracing::info!("inter-node SIP/TLS listener on {local} (offered as {adv} in AppAttach)");
         advertised = Some(adv);
         if overlay
             .register_application(reload::wire::APPLICATION_SIP, vec![adv])
@@ -340,13 +343,13 @@ async fn start_tls(
     let dialer = sip.add_tls(tls::TlsSetup {
         internode,
         phones,
-        idle: tls::DEFAULT_IDLE,
+        idle: std::time::Duration::from_secs(c.internode_idle_s.max(1)),
     });
     let router = dialer.map(|d| {
         let wake = sip.wake_channel();
         gateway::internode::Router::new(overlay.clone(), d, wake)
     });
-    Ok((router, advertised))
+    Ok((router, advertised, phone_addrs))
 }
 
 /// Rereads the users (config and users file) into the registrar and shares the users file
@@ -368,6 +371,14 @@ fn reload_users(loaded: &Loaded, registrar: &gateway::Shared, why: &str) -> Resu
         }
     }
 }
+
+/// What [`start_tls`] set up: the overlay router, the advertised inter-node address, the
+/// phone-facing TLS listener addresses.
+type TlsStarted = (
+    Option<gateway::internode::Router>,
+    Option<std::net::SocketAddr>,
+    Vec<std::net::SocketAddr>,
+);
 
 /// The registrar with the configured users, and a warning about demo passwords.
 fn start_registrar(loaded: &Loaded, node_id: u128) -> Result<gateway::Shared, NodeError> {

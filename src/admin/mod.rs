@@ -32,6 +32,30 @@ use tokio::net::TcpListener;
 /// The status web page: draws the ring from `/status`, refreshed every two seconds.
 const STATUS_PAGE: &str = include_str!("status.html");
 
+/// Decodes `%XX` escapes of a query value (invalid escapes stay as they are).
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(x)) => {
+                out.push(x);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Extra JSON for `/status` (e.g. the gateway's registrations).
 pub type StatusHook = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
@@ -121,9 +145,10 @@ async fn serve(
                     .split('&')
                     .find_map(|kv| kv.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
                     .filter(|v| !v.is_empty())
+                    .map(percent_decode)
             };
             match (&cfg.forward, arg("user")) {
-                (Some(h), Some(user)) => match h(user, arg("target")) {
+                (Some(h), Some(user)) => match h(&user, arg("target").as_deref()) {
                     Ok(t) => ("200 OK", "text/plain", t.into_bytes()),
                     Err(e) => ("400 Bad Request", "text/plain", e.into_bytes()),
                 },

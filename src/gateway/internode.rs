@@ -10,7 +10,7 @@
 //! are pooled per Node-ID. Results go back to the SIP driver as [`Done`] wake-ups.
 
 use crate::overlay::OverlayHandle;
-use crate::sip_transport::Wake;
+use crate::sip_transport::WakeSender;
 use crate::sip_transport::tls::Dialer;
 use reload::node::{Outcome, RequestError};
 use reload::storage::{KIND_SIP_REGISTRATION, Selector};
@@ -22,7 +22,6 @@ use sip::{Destination, Transport};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// Most AOR-to-AOR hops followed (call forwarding chains).
 pub const MAX_FORWARD_DEPTH: usize = 5;
@@ -81,12 +80,12 @@ impl Found {
 pub struct Router {
     overlay: OverlayHandle,
     dialer: Dialer,
-    wake: mpsc::UnboundedSender<Wake>,
+    wake: WakeSender,
 }
 
 impl Router {
     /// A router fetching through `overlay`, connecting with `dialer`, reporting on `wake`.
-    pub fn new(overlay: OverlayHandle, dialer: Dialer, wake: mpsc::UnboundedSender<Wake>) -> Self {
+    pub fn new(overlay: OverlayHandle, dialer: Dialer, wake: WakeSender) -> Self {
         Router {
             overlay,
             dialer,
@@ -121,16 +120,20 @@ impl Router {
         let me = self.clone();
         tokio::spawn(async move {
             let found = me.lookup(&uri).await;
-            let _ = me.wake.send(Box::new(Done::Lookup { token, found }));
+            me.wake.send(Box::new(Done::Lookup { token, found })).await;
         });
     }
 
     /// Starts connecting to `node` for an in-dialog request; [`Done::Route`] follows.
     pub fn start_route(&self, token: u64, node: NodeId) {
         let me = self.clone();
+        tracing::info!(
+            "no open SIP link to node {} for an in-dialog request: attaching again",
+            short(node)
+        );
         tokio::spawn(async move {
             let dest = me.connect(node).await;
-            let _ = me.wake.send(Box::new(Done::Route { token, dest }));
+            me.wake.send(Box::new(Done::Route { token, dest })).await;
         });
     }
 

@@ -50,7 +50,6 @@ pub struct Bound {
     from_tasks: mpsc::Receiver<ToDriver>,
     next_conn: Arc<std::sync::atomic::AtomicU64>,
     tls: Option<tls::TlsSetup>,
-    wake: Option<mpsc::UnboundedReceiver<Wake>>,
     dialer_peers: Option<tls::InterNode>,
 }
 
@@ -63,6 +62,19 @@ impl std::fmt::Debug for tls::TlsSetup {
 /// A message for the SIP application from one of its own tasks (e.g. an overlay lookup
 /// that finished), delivered through [`SipApp::on_wake`] on the driver.
 pub type Wake = Box<dyn std::any::Any + Send>;
+
+/// Sends [`Wake`]s to the driver. They travel on the same queue as the socket tasks'
+/// messages, so a wake-up sent after a connection was opened is handled after the driver
+/// learned about that connection.
+#[derive(Clone, Debug)]
+pub struct WakeSender(mpsc::Sender<ToDriver>);
+
+impl WakeSender {
+    /// Delivers `msg` to [`SipApp::on_wake`] (dropped if the driver has stopped).
+    pub async fn send(&self, msg: Wake) {
+        let _ = self.0.send(ToDriver::Wake(msg)).await;
+    }
+}
 
 /// Binds every configured listener.
 pub async fn bind(cfg: SipTransportConfig) -> io::Result<Bound> {
@@ -103,7 +115,6 @@ pub async fn bind(cfg: SipTransportConfig) -> io::Result<Bound> {
         from_tasks,
         next_conn: Arc::new(std::sync::atomic::AtomicU64::new(1)),
         tls: None,
-        wake: None,
         dialer_peers: None,
     })
 }
@@ -138,6 +149,7 @@ pub(crate) enum ToDriver {
     Closed {
         id: ConnId,
     },
+    Wake(Wake),
 }
 
 /// The application hook: gets every endpoint event with the endpoint to answer through.
@@ -204,10 +216,8 @@ impl Bound {
     }
 
     /// A sender whose messages reach [`SipApp::on_wake`] on the driver.
-    pub fn wake_channel(&mut self) -> mpsc::UnboundedSender<Wake> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.wake = Some(rx);
-        tx
+    pub fn wake_channel(&self) -> WakeSender {
+        WakeSender(self.to_driver.clone())
     }
 
     /// Serves with the stand-in application until `shutdown` becomes true.
@@ -244,7 +254,6 @@ impl Bound {
                 ));
             }
         }
-        let mut wake = self.wake;
         for sock in &self.udp {
             tasks.spawn(udp_reader(sock.clone(), to_driver.clone()));
         }
@@ -282,11 +291,8 @@ impl Bound {
                         ToDriver::Closed { id } => {
                             conns.remove(&id);
                         }
+                        ToDriver::Wake(msg) => app.on_wake(&mut endpoint, now, msg),
                     }
-                }
-                Some(msg) = recv_wake(&mut wake) => {
-                    let now = tokio::time::Instant::now().into_std();
-                    app.on_wake(&mut endpoint, now, msg);
                 }
                 () = sleep_until(deadline) => {
                     let now = tokio::time::Instant::now().into_std();
@@ -316,13 +322,6 @@ impl Bound {
         tracing::info!("SIP transport stopping");
         tasks.shutdown().await;
         Ok(())
-    }
-}
-
-async fn recv_wake(w: &mut Option<mpsc::UnboundedReceiver<Wake>>) -> Option<Wake> {
-    match w {
-        Some(r) => r.recv().await,
-        None => std::future::pending().await,
     }
 }
 

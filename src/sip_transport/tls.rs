@@ -29,7 +29,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// How long an inter-node connection may stay unused before it is closed.
-pub const DEFAULT_IDLE: Duration = Duration::from_secs(300);
 /// Bound on a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -482,5 +481,160 @@ impl Link {
             );
         }
         let _ = to_driver.send(ToDriver::Closed { id }).await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::pki::ca::Ca;
+    use crate::sip_transport::{SipApp, SipTransportConfig, bind};
+    use sip::{Endpoint, Event};
+    use tokio::sync::watch;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn node(ca: &Ca, user: &str, now: i64) -> Arc<Identity> {
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let ids = ca.node_ids_for(user, 1).unwrap();
+        let der = ca.sign_node_cert(&kp, user, &ids, now, 30).unwrap();
+        Arc::new(
+            Identity::from_parts(
+                kp.serialized_der().to_vec(),
+                der,
+                ca.cert_der().to_vec(),
+                ca.overlay(),
+                now,
+            )
+            .unwrap(),
+        )
+    }
+
+    /// Answers every request 200 and reports whether it came over an inter-node link.
+    struct Echo {
+        report: mpsc::UnboundedSender<(String, Option<NodeId>)>,
+        peers: InterNode,
+    }
+
+    impl SipApp for Echo {
+        fn on_event(&mut self, ep: &mut Endpoint, now: std::time::Instant, event: Event) {
+            if let Event::Request {
+                key,
+                request,
+                source,
+            } = event
+            {
+                let _ = ep.reply(now, &key, 200, "OK");
+                let peer = source.conn.and_then(|c| self.peers.peer_of(c));
+                let _ = self.report.send((request.method.to_string(), peer));
+            }
+        }
+    }
+
+    struct Started {
+        dialer: Dialer,
+        internode: SocketAddr,
+        reports: mpsc::UnboundedReceiver<(String, Option<NodeId>)>,
+        _stop: watch::Sender<bool>,
+    }
+
+    async fn start(id: Arc<Identity>, idle: Duration) -> Started {
+        let mut bound = bind(SipTransportConfig {
+            udp: vec!["127.0.0.1:0".parse().unwrap()],
+            tcp: vec![],
+            server_name: "t".into(),
+        })
+        .await
+        .unwrap();
+        let l = InterNodeListener::bind("127.0.0.1:0".parse().unwrap(), id)
+            .await
+            .unwrap();
+        let internode = l.local_addr().unwrap();
+        let dialer = bound
+            .add_tls(TlsSetup {
+                internode: Some(l),
+                phones: Vec::new(),
+                idle,
+            })
+            .unwrap();
+        let (report, reports) = mpsc::unbounded_channel();
+        let (stop, rx) = watch::channel(false);
+        let app = Echo {
+            report,
+            peers: dialer.peers().clone(),
+        };
+        tokio::spawn(bound.serve_with(app, rx));
+        Started {
+            dialer,
+            internode,
+            reports,
+            _stop: stop,
+        }
+    }
+
+    #[tokio::test]
+    async fn internode_link_is_mutual_pooled_checked_and_closed_when_idle() {
+        let d = tempfile::tempdir().unwrap();
+        let now = crate::pki::now_unix();
+        let ca = Ca::init(d.path(), "tls.test", None, &[], now - 86_400).unwrap();
+        let (ia, ib) = (node(&ca, "a", now), node(&ca, "b", now));
+        let a = start(ia.clone(), Duration::from_millis(300)).await;
+        let mut b = start(ib.clone(), Duration::from_secs(300)).await;
+        // The wrong Node-ID: refused.
+        let wrong = a.dialer.dial(ia.node_id, &[b.internode]).await;
+        assert!(wrong.is_err());
+        // The right one: pooled on both sides, under the peer's Node-ID.
+        let (conn, remote) = a.dialer.dial(ib.node_id, &[b.internode]).await.unwrap();
+        assert_eq!(remote, b.internode);
+        assert_eq!(a.dialer.peers().conn_to(ib.node_id), Some((conn, remote)));
+        // A request over a mutual TLS connection arrives at b marked with the client's
+        // Node-ID, and is answered on that connection.
+        let cfg = crate::pki::tls::client_config(&ia, Some(ib.node_id)).unwrap();
+        let tcp = TcpStream::connect(b.internode).await.unwrap();
+        let mut tls = TlsConnector::from(Arc::new(cfg))
+            .connect(crate::pki::tls::link_server_name(), tcp)
+            .await
+            .unwrap();
+        let text = "OPTIONS sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:9;branch=z9hG4bKtls1\r\n\
+Max-Forwards: 70\r\nTo: <sip:b@127.0.0.1>\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nCall-ID: tls1@test\r\n\
+CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        tls.write_all(text.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(WAIT, tls.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(buf[..n].starts_with(b"SIP/2.0 200 OK"));
+        let (method, peer) = tokio::time::timeout(WAIT, b.reports.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((method.as_str(), peer), ("OPTIONS", Some(ia.node_id)));
+        drop(tls);
+        // b sees the peer in its own pool (accepted side).
+        let seen = tokio::time::timeout(WAIT, async {
+            loop {
+                if b.dialer.peers().conn_to(ia.node_id).is_some() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await; // ok: polling interval of a bounded wait
+            }
+        })
+        .await;
+        assert!(seen.is_ok(), "b did not pool a's connection");
+        // a's idle timer (300 ms) closes the link; both pools forget it.
+        let closed = tokio::time::timeout(WAIT, async {
+            loop {
+                if a.dialer.peers().conn_to(ib.node_id).is_none()
+                    && b.dialer.peers().conn_to(ia.node_id).is_none()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await; // ok: polling interval of a bounded wait
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "idle link not closed");
     }
 }

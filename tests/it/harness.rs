@@ -64,6 +64,14 @@ impl NodeProc {
         }
     }
 
+    /// Collects the lines logged so far (without waiting) and returns all seen.
+    pub fn drain(&mut self) -> &[String] {
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l);
+        }
+        &self.seen
+    }
+
     /// Waits up to `timeout` for a log line containing `needle`; returns it.
     pub fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
         if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {

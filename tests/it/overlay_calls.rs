@@ -14,7 +14,13 @@ use std::time::{Duration, Instant};
 const T: Duration = Duration::from_secs(20);
 
 /// A lab node with SIP users 1000..1004 (password pw-<user>, MD5 digest).
-fn config(user: &str, bootstrap: Option<SocketAddr>, enroll: Option<SocketAddr>) -> String {
+/// Extra `sip:` keys come in `extra_sip` (each line indented by two spaces).
+fn config_with(
+    user: &str,
+    bootstrap: Option<SocketAddr>,
+    enroll: Option<SocketAddr>,
+    extra_sip: &str,
+) -> String {
     let b = bootstrap
         .map(|a| format!("  bootstrap: [\"{a}\"]\n"))
         .unwrap_or_default()
@@ -24,7 +30,7 @@ fn config(user: &str, bootstrap: Option<SocketAddr>, enroll: Option<SocketAddr>)
         users.push_str(&format!("  - {{name: \"{u}\", password: pw-{u}}}\n"));
     }
     format!(
-        "sip:\n  udp: [\"127.0.0.1:0\"]\n  tcp: [\"127.0.0.1:0\"]\n\
+        "sip:\n  udp: [\"127.0.0.1:0\"]\n  tcp: [\"127.0.0.1:0\"]\n{extra_sip}\
          registrar:\n  digest_algorithms: [MD5]\n  shared_users_ttl: 1\n\
          users:\n{users}\
          overlay:\n  instance_name: lab.p2psip\n  node_user: {user}\n  listen: \"127.0.0.1:0\"\n  discovery: {{enabled: false}}\n{b}\
@@ -34,13 +40,22 @@ fn config(user: &str, bootstrap: Option<SocketAddr>, enroll: Option<SocketAddr>)
 
 /// `n` nodes, the others enrolled at the first one; (node, SIP UDP address) each.
 pub(crate) fn start(n: usize) -> Vec<(OverlayNode, SocketAddr)> {
+    start_with(n, "")
+}
+
+/// `start` with extra `sip:` configuration keys.
+fn start_with(n: usize, extra_sip: &str) -> Vec<(OverlayNode, SocketAddr)> {
     let mut nodes: Vec<(OverlayNode, SocketAddr)> = Vec::new();
     for i in 1..=n {
         let user = format!("n{i}");
         let dir = tempfile::tempdir().unwrap();
         let boot = nodes.first().map(|f| f.0.overlay);
         let enroll = nodes.first().and_then(|f| f.0.enroll);
-        std::fs::write(dir.path().join("config.yaml"), config(&user, boot, enroll)).unwrap();
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            config_with(&user, boot, enroll, extra_sip),
+        )
+        .unwrap();
         let mut p = NodeProc::start_in_env(dir, &[], &[]);
         let server = boot.is_none().then(|| enrollment_server(&mut p));
         let udp = addr_after(
@@ -401,8 +416,9 @@ fn sipp_100_calls_across_a_3_node_overlay() {
     assert_eq!(
         (uac_code, uas_code),
         (Some(0), Some(0)),
-        "{}",
-        sipp_errors(dir.path())
+        "{}\nnode A:\n{}",
+        sipp_errors(dir.path()),
+        nodes[0].0.proc.drain().join("\n")
     );
     let recs = wait_for("100 call records at A", T, || {
         let r = call_records(&a.0);
@@ -495,14 +511,18 @@ fn forwarding_chain_delivers_to_the_last_aor() {
     )
     .unwrap();
     assert_eq!(c, 200);
-    let (c, _) = http(
-        nodes[0].0.admin,
-        "POST",
-        "/forward?user=1002&target=1003",
-        b"",
-    )
-    .unwrap();
-    assert_eq!(c, 200);
+    // The operator's command (the admin endpoint underneath), with a full AOR as target.
+    let out = Command::new(crate::harness::bin())
+        .args(["forward", "--admin", &nodes[0].0.admin.to_string()])
+        .args(["set", "1002", "1003@p2psip.local"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is forwarded to sip:1003@p2psip.local"));
     nodes[1]
         .0
         .proc
@@ -767,8 +787,8 @@ fn dumpcap(filter: &str, pcap: &Path) -> Option<Dumpcap> {
     }
 }
 
-/// Two baresip phones registered at two different nodes (1003 at A, 1004 at C) call each
-/// other with a WAV file as audio source. A capture on loopback shows RTP flowing directly
+/// Two baresip phones registered at two different nodes (1003 at A over SIP/TLS, 1004 at C
+/// over UDP) call each other with a WAV file as audio source. A capture on loopback shows RTP flowing directly
 /// between the two phones' media ports, and no media to or from any node.
 #[test]
 fn baresip_phones_on_two_nodes_send_media_phone_to_phone() {
@@ -807,10 +827,14 @@ fn baresip_phones_on_two_nodes_send_media_phone_to_phone() {
     let Some(cap) = dumpcap(&filter, &pcap) else {
         return;
     };
-    let mut nodes = start(3);
+    let mut nodes = start_with(3, "  tls: [\"127.0.0.1:0\"]\n");
+    let a_tls = addr_after(
+        &nodes[0].0.proc.wait_line("SIP listening on tls ", T),
+        "SIP listening on tls ",
+    );
     let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
     wait_ring(&refs, Duration::from_secs(30));
-    let phone = |user: &str, node: SocketAddr, rtp: u16| {
+    let phone = |user: &str, node: SocketAddr, transport: &str, rtp: u16| {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("config"),
@@ -827,14 +851,14 @@ fn baresip_phones_on_two_nodes_send_media_phone_to_phone() {
         std::fs::write(
             dir.path().join("accounts"),
             format!(
-                "<sip:{user}@p2psip.local>;auth_pass=pw-{user};\
-                 outbound=\"sip:{node}\";regint=600;answermode=auto\n"
+                "<sip:{user}@p2psip.local;transport={transport}>;auth_pass=pw-{user};\
+                 outbound=\"sip:{node};transport={transport}\";regint=600;answermode=auto\n"
             ),
         )
         .unwrap();
         dir
     };
-    let callee_dir = phone("1004", nodes[2].1, r2);
+    let callee_dir = phone("1004", nodes[2].1, "udp", r2);
     let mut callee = Command::new("baresip")
         .arg("-f")
         .arg(callee_dir.path())
@@ -848,14 +872,14 @@ fn baresip_phones_on_two_nodes_send_media_phone_to_phone() {
         .0
         .proc
         .wait_line("stored registration of 1004@p2psip.local", T);
-    let caller_dir = phone("1003", nodes[0].1, r1);
+    let caller_dir = phone("1003", a_tls, "tls", r1);
     let mut caller = Command::new("baresip")
         .arg("-f")
         .arg(caller_dir.path())
         .args(["-n", "127.0.0.1", "-t", "8"])
         .args(["-e", "/dial sip:1004@p2psip.local"])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(work.path().join("caller.out")).unwrap())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn baresip");
@@ -867,8 +891,18 @@ fn baresip_phones_on_two_nodes_send_media_phone_to_phone() {
     });
     let _ = callee.kill();
     let _ = callee.wait();
-    assert!(done.is_some(), "caller baresip did not quit");
+    assert!(
+        done.is_some(),
+        "caller baresip did not quit: {}\nnode A:\n{}\nnode C:\n{}",
+        std::fs::read_to_string(work.path().join("caller.out")).unwrap_or_default(),
+        nodes[0].0.proc.drain().join("\n"),
+        nodes[2].0.proc.drain().join("\n")
+    );
     assert_eq!(recs[0]["result"], "answered", "{recs:?}");
+    nodes[0]
+        .0
+        .proc
+        .wait_line("registered 1003@p2psip.local from tls", T);
     drop(cap);
     let out = Command::new("tshark")
         .arg("-r")
