@@ -58,6 +58,7 @@
 mod certs;
 pub mod fragment;
 pub mod glue;
+mod maintenance;
 pub mod msg;
 mod usage_hooks; // usages: RFC 7851 PathTrack/diagnostics (see usage_hooks.rs)
 
@@ -340,6 +341,10 @@ pub struct Stats {
     pub cert_fetch_failed: u64,
     /// Held messages dropped because their certificate did not come in time.
     pub cert_hold_timeouts: u64,
+    /// Resources deleted because we left their replica set (RFC 6940 10.7.3).
+    pub replicas_dropped: u64,
+    /// Partitions found by the periodic check (RFC 6940 10.7.4.4).
+    pub partitions_detected: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,6 +371,7 @@ enum Purpose {
     Liveness(NodeId),
     CertPublish,
     CertFetch(Vec<u8>),
+    PartitionCheck(NodeId),
 }
 
 #[derive(Debug)]
@@ -390,6 +396,7 @@ enum Timer {
     Housekeeping,
     CertRefresh,
     CertHold,
+    ReplicaHoldDown,
 }
 
 /// A RELOAD peer.
@@ -428,6 +435,10 @@ pub struct Node {
     reassembly: fragment::Reassembler,
     cert_store: certs::CertStore,
     certs_published: bool,
+    partition_probe: Option<Time>,
+    replica_hold_down: Option<Time>,
+    left_reported: bool,
+    leaves_after_answer: Vec<(NodeId, LeaveData)>,
 }
 
 const DUP_CACHE_MS: u64 = 15_000;
@@ -513,6 +524,10 @@ impl Node {
             reassembly: fragment::Reassembler::default(),
             cert_store: certs::CertStore::default(),
             certs_published: false,
+            partition_probe: None,
+            replica_hold_down: None,
+            left_reported: false,
+            leaves_after_answer: Vec::new(),
             cfg: config,
         }
     }
@@ -849,7 +864,8 @@ impl Node {
         self.state = JoinState::Left;
         self.pending
             .retain(|_, p| p.purpose == Purpose::Leave || p.purpose == Purpose::Replicate);
-        self.out.push_back(Output::Event(Event::Left));
+        // Event::Left once every Leave is answered (or given up on).
+        self.leave_progress();
     }
 
     // ----------------------------------------------------------------- links
@@ -881,6 +897,13 @@ impl Node {
                 Purpose::BootstrapAttach,
                 Some(link),
             );
+            return;
+        }
+        if self.state == JoinState::Joined
+            && self.partition_probe.is_some()
+            && !self.attaching.contains(&peer)
+            && self.partition_probe_link(now, link, peer)
+        {
             return;
         }
         let was_attaching = self.attaching.remove(&peer);
@@ -938,7 +961,11 @@ impl Node {
         }
         let old_succs = self.table.successors().to_vec();
         let old_preds = self.table.predecessors().to_vec();
+        let was_replica = old_succs.iter().take(self.cfg.replicas).any(|s| *s == peer);
         let (changed, slots) = self.table.remove(peer);
+        if changed && was_replica && self.state == JoinState::Joined {
+            self.start_replica_hold_down(now);
+        }
         if self.state == JoinState::WaitAp && self.ap == Some(peer) {
             self.bootstrap(now);
             return;
@@ -1443,6 +1470,9 @@ impl Node {
                 self.remember_answer(now, header.transaction_id, code, bytes.clone(), &certs);
                 self.send_answer_raw(now, &header, from, code, bytes, &certs);
             }
+            for (leaving, data) in std::mem::take(&mut self.leaves_after_answer) {
+                self.on_leave(now, leaving, data);
+            }
             self.flush_wanted_updates(now);
         } else {
             let Some(p) = self.pending.remove(&header.transaction_id) else {
@@ -1658,7 +1688,8 @@ impl Node {
                 if leaving != sender || from != Some(leaving) {
                     return Some(self.error_body(error_code::FORBIDDEN));
                 }
-                self.on_leave(now, leaving, data);
+                // Acted on after the answer is sent: the link to the leaving peer closes then.
+                self.leaves_after_answer.push((leaving, data));
                 Body::LeaveAns
             }
             Body::UpdateReq(u) => {
@@ -2085,6 +2116,12 @@ impl Node {
                 }
             }
             Purpose::CertPublish => self.on_cert_published(matches!(body, Body::StoreAns(_))),
+            Purpose::PartitionCheck(via) => {
+                if matches!(body, Body::PingAns { .. }) {
+                    self.on_partition_answer(now, via, responder);
+                }
+            }
+            Purpose::Leave => self.leave_progress(),
             Purpose::CertFetch(hash) => {
                 let resource = match p.header.destination_list.last() {
                     Some(Dest::Resource(r)) => r.clone(),
@@ -2092,11 +2129,7 @@ impl Node {
                 };
                 self.on_cert_fetch(now, hash, resource, Some(body));
             }
-            Purpose::Update(_)
-            | Purpose::Leave
-            | Purpose::Replicate
-            | Purpose::Refill
-            | Purpose::Liveness(_) => {
+            Purpose::Update(_) | Purpose::Replicate | Purpose::Refill | Purpose::Liveness(_) => {
                 if let Body::Error { code, .. } = body
                     && p.purpose == Purpose::Replicate
                     && (code == error_code::GENERATION_COUNTER_TOO_LOW
@@ -2386,8 +2419,9 @@ impl Node {
         let old_replicas: Vec<NodeId> = old_succs.iter().take(self.cfg.replicas).copied().collect();
         if let Some(pred) = new_pred {
             let mine = self.storage.resources(|k| in_range(k, pred.0, me));
+            let hold = self.in_replica_hold_down(now);
             for (i, r) in replicas.iter().enumerate() {
-                if grew || !old_replicas.contains(r) {
+                if grew || (!old_replicas.contains(r) && !hold) {
                     for res in &mine {
                         self.replicate_resource(now, res, *r, (i + 1) as u8);
                     }
@@ -2499,14 +2533,22 @@ impl Node {
                                 );
                             }
                         }
-                        // Refill empty finger slots.
-                        for i in 0..crate::topology::chord::MAX_FINGERS {
-                            if !self.table.finger_wanted(i) {
-                                break;
-                            }
-                            if self.table.fingers().get(i).copied().flatten().is_none() {
-                                self.search_finger(now, i);
-                            }
+                        // Refill invalid finger entries (RFC 6940 10.7.4.2).
+                        self.refresh_fingers(now);
+                        // Data we no longer replicate (10.7.3).
+                        self.drop_foreign_data();
+                        // Partition detection (10.7.4.4).
+                        if self
+                            .partition_probe
+                            .is_some_and(|t| now.0 >= t.0 + self.cfg.update_interval_ms)
+                        {
+                            self.partition_probe = None;
+                        }
+                        if self
+                            .periodic_round
+                            .is_multiple_of(maintenance::PARTITION_CHECK_ROUNDS)
+                        {
+                            self.start_partition_check(now);
                         }
                         self.arm(now.plus_ms(self.cfg.update_interval_ms), Timer::Periodic);
                     } else {
@@ -2530,6 +2572,7 @@ impl Node {
                     }
                 }
                 Timer::CertHold => self.expire_held(now),
+                Timer::ReplicaHoldDown => self.end_replica_hold_down(now),
                 Timer::Housekeeping => {
                     self.expire_held(now);
                     self.storage.expire(now.0);
@@ -2611,6 +2654,7 @@ impl Node {
             Purpose::CertFetch(hash) => {
                 self.on_cert_fetch(now, hash, ResourceId::default(), None);
             }
+            Purpose::Leave => self.leave_progress(),
             _ => {}
         }
     }

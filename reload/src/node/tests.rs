@@ -38,10 +38,14 @@ impl Net {
     }
 
     fn add(&mut self, id: u128, first: bool) -> usize {
+        self.add_with(id, first, if first { vec![] } else { vec![addr(0)] })
+    }
+
+    fn add_with(&mut self, id: u128, first: bool, bootstrap: Vec<SocketAddr>) -> usize {
         let i = self.nodes.len();
         let cfg = NodeConfig {
             first_node: first,
-            bootstrap: if first { vec![] } else { vec![addr(0)] },
+            bootstrap,
             local_addr: addr(i),
             user: Some(format!("user{i}@example.com")),
             link_mtu: self.mtu,
@@ -794,4 +798,99 @@ fn large_store_is_fragmented_and_reassembled() {
         Some(Ok(Outcome::Fetched(k))) => assert_eq!(k[0].values[0].value.value.len(), 900),
         other => panic!("{other:?}"),
     }
+}
+
+/// RFC 6940 10.7.4.4: two separate rings; a peer of the second pings its own Node-ID through
+/// a bootstrap peer of the first, finds a peer that is not its successor, links to it, and
+/// stabilization merges the rings.
+#[test]
+fn partition_is_detected_and_healed() {
+    let mut net = Net::new();
+    net.add(Q, true); // ring A
+    net.add(2 * Q, false);
+    net.add_with(3 * Q, true, vec![addr(0)]); // ring B, knows A's bootstrap peer
+    net.add_with(3 * Q + Q / 2, false, vec![addr(2)]);
+    net.run(60_000);
+    assert!(net.nodes.iter().all(Node::is_joined));
+    assert_eq!(
+        net.nodes[2].table().successor(),
+        Some(NodeId(3 * Q + Q / 2))
+    );
+    let now = net.now;
+    net.nodes[2].start_partition_check(now);
+    net.pump(2);
+    net.run(3 * 600_000);
+    assert!(net.nodes[2].stats().partitions_detected >= 1);
+    let mut ids: Vec<NodeId> = net.nodes.iter().map(Node::id).collect();
+    ids.sort_unstable();
+    for n in &net.nodes {
+        let pos = ids.iter().position(|x| *x == n.id()).unwrap();
+        let succ = ids[(pos + 1) % ids.len()];
+        assert_eq!(
+            n.table().successor(),
+            Some(succ),
+            "{}: {}",
+            n.id(),
+            n.debug_state()
+        );
+    }
+}
+
+/// Event::Left comes once the Leave requests are answered, not when they are queued.
+#[test]
+fn left_is_reported_after_leave_answers() {
+    let mut net = three();
+    net.take_events();
+    let now = net.now;
+    net.nodes[1].leave(now);
+    net.pump(1);
+    assert!(!net.events.iter().any(|(i, e)| *i == 1 && *e == Event::Left));
+    // In a ring of three both neighbours get two Leaves; the second finds the link closed
+    // and is given up on after the retransmissions (at most 5 x 3 s).
+    net.run(20_000);
+    assert!(net.events.iter().any(|(i, e)| *i == 1 && *e == Event::Left));
+}
+
+/// RFC 6940 10.7.3: a peer that is no longer among the replicas of a resource (three
+/// predecessors between it and the resource) deletes it; the replica set keeps it.
+#[test]
+fn data_is_dropped_when_leaving_the_replica_set() {
+    let mut net = Net::new();
+    let r = ResourceId::hash(b"user0@example.com");
+    let k = r.as_u128().unwrap();
+    for (j, off) in [10u128, 20, 30, 1 << 120].into_iter().enumerate() {
+        net.add(k.wrapping_add(off), j == 0);
+    }
+    net.run(60_000);
+    let (_, values) = sip_value(&net, 0);
+    let now = net.now;
+    let req = net.nodes[0].store(now, r.clone(), 1, values);
+    net.pump(0);
+    net.run(10_000);
+    assert!(matches!(
+        net.completion(0, req),
+        Some(Ok(Outcome::Stored(_)))
+    ));
+    let holds = |net: &Net, i: usize| {
+        net.nodes[i]
+            .storage()
+            .export(0, &r)
+            .iter()
+            .any(|kd| kd.kind == 1)
+    };
+    assert!((0..3).all(|i| holds(&net, i)));
+    // A new primary just after the resource pushes the old third holder out.
+    let n = net.add(k.wrapping_add(5), false);
+    net.run(3 * 600_000);
+    assert!(holds(&net, n), "new primary got the data");
+    assert!(holds(&net, 0) && holds(&net, 1));
+    assert!(!holds(&net, 2), "{}", net.nodes[2].debug_state());
+    assert!(net.nodes[2].stats().replicas_dropped >= 1);
+}
+
+#[test]
+fn finger_range_matches_rfc() {
+    let t = crate::topology::ChordTable::new(NodeId(5), 3, 3);
+    assert_eq!(t.finger_range(0), (5u128.wrapping_add(1 << 127), 1 << 127));
+    assert_eq!(t.finger_range(127), (6, 1));
 }
