@@ -56,6 +56,7 @@
 //! ```
 
 mod certs;
+mod diag_ping;
 pub mod fragment;
 pub mod glue;
 mod maintenance;
@@ -236,6 +237,9 @@ pub enum Outcome {
     Probe(Vec<crate::wire::ProbeInformation>),
     /// usages: a PathTrack (RFC 7851) answer: the responder's next hop and diagnostics.
     PathTrack(crate::wire::PathTrackAns),
+    /// A Ping with the Diagnostic_Ping extension (RFC 7851) answered: the responder's
+    /// diagnostics (an answer without the extension gives [`Outcome::Pong`]).
+    DiagnosticPing(crate::wire::DiagnosticsResponse),
 }
 
 /// Application-visible events.
@@ -1443,6 +1447,14 @@ impl Node {
                 self.reply_error(now, &header, from, c, b"");
                 return;
             }
+            // RFC 7851 Diagnostic_Ping: a Ping carrying a DiagnosticsRequest (diag_ping.rs).
+            if parsed.code == msg::code::PING_REQ
+                && let Some(ext) = parsed.diagnostic_ping.as_deref()
+            {
+                let ext = ext.to_vec();
+                self.answer_diagnostic_ping(now, &header, from, &ext);
+                return;
+            }
             // usages: begin (RFC 7851 PathTrack, answered in usage_hooks.rs)
             if parsed.code == usage_hooks::PATH_TRACK_REQ {
                 let (code, bytes) = self.usage_path_track(now, &header, &parsed.body);
@@ -1487,6 +1499,18 @@ impl Node {
                 return;
             }
             let hops = u32::from(self.cfg.initial_ttl.saturating_sub(header.ttl));
+            if parsed.code == msg::code::PING_ANS
+                && let (Some(ext), Purpose::App(request)) = (&parsed.diagnostic_ping, &p.purpose)
+            {
+                let result = Self::diagnostic_ping_outcome(ext).ok_or(RequestError::BadAnswer);
+                let ev = Event::Completed {
+                    request: *request,
+                    hops,
+                    result,
+                };
+                self.out.push_back(Output::Event(ev));
+                return;
+            }
             // usages: begin (RFC 7851 PathTrack answers become Outcome::PathTrack)
             if parsed.code == usage_hooks::PATH_TRACK_ANS
                 && let Purpose::App(request) = p.purpose
@@ -1566,6 +1590,18 @@ impl Node {
         certs: &[Vec<u8>],
     ) {
         let contents = glue::encode_contents(code, &body);
+        self.send_answer_contents(now, req, from, contents, certs);
+    }
+
+    /// Signs and routes an answer whose MessageContents are already encoded.
+    fn send_answer_contents(
+        &mut self,
+        now: Time,
+        req: &Header,
+        from: Option<NodeId>,
+        contents: Vec<u8>,
+        certs: &[Vec<u8>],
+    ) {
         let rest = self.sign_contents(req.transaction_id, contents, certs);
         let header = Header {
             overlay: self.overlay,

@@ -894,3 +894,52 @@ fn finger_range_matches_rfc() {
     assert_eq!(t.finger_range(0), (5u128.wrapping_add(1 << 127), 1 << 127));
     assert_eq!(t.finger_range(127), (6, 1));
 }
+
+/// RFC 7851 Diagnostic_Ping: a Ping with a DiagnosticsRequest extension is answered with the
+/// responder's DiagnosticsResponse; an expired one gets Error_Message_Expired.
+#[test]
+fn diagnostic_ping_answers_diagnostics() {
+    use crate::wire::{DiagnosticKindId, DiagnosticValue, DiagnosticsRequest};
+    let mut net = three();
+    net.take_events();
+    let now = net.now;
+    let req = DiagnosticsRequest {
+        expiration: now.0 + 60_000,
+        timestamp_initiated: now.0,
+        dm_flags: DiagnosticKindId::ROUTING_TABLE_SIZE.flag() | DiagnosticKindId::APP_UPTIME.flag(),
+        extensions: Vec::new(),
+    };
+    let target = net.nodes[2].id();
+    let r = net.nodes[0].diagnostic_ping(now, vec![Dest::Node(target)], &req);
+    net.pump(0);
+    net.run(5_000);
+    match net.completion(0, r) {
+        Some(Ok(Outcome::DiagnosticPing(resp))) => {
+            let vals = resp.values();
+            assert!(
+                vals.iter()
+                    .any(|v| matches!(v, DiagnosticValue::RoutingTableSize(n) if *n >= 1))
+            );
+            assert!(
+                vals.iter()
+                    .any(|v| matches!(v, DiagnosticValue::AppUptime(_)))
+            );
+            assert_eq!(resp.timestamp_initiated, now.0);
+        }
+        other => panic!("{other:?}"),
+    }
+    let expired = DiagnosticsRequest {
+        expiration: 1,
+        ..req
+    };
+    let now = net.now;
+    let r = net.nodes[0].diagnostic_ping(now, vec![Dest::Node(target)], &expired);
+    net.pump(0);
+    net.run(5_000);
+    match net.completion(0, r) {
+        Some(Err(RequestError::Error { code, .. })) => {
+            assert_eq!(code, crate::wire::ErrorCode::MESSAGE_EXPIRED.0)
+        }
+        other => panic!("{other:?}"),
+    }
+}
