@@ -56,6 +56,7 @@
 //! ```
 
 mod certs;
+pub mod config_update;
 mod diag_ping;
 pub mod fragment;
 pub mod glue;
@@ -142,6 +143,9 @@ pub struct NodeConfig {
     /// Leave our certificate out of requests once it is stored in the overlay (receivers
     /// fetch it from CERTIFICATE_BY_NODE, RFC 6940 6.3.4, 8); answers always carry it.
     pub omit_certificates: bool,
+    /// The signed overlay configuration document (RFC 6940 11.1), pushed with ConfigUpdate
+    /// to peers whose configuration sequence is older (6.3.2.1); None: not pushed.
+    pub config_document: Option<Vec<u8>>,
 }
 
 impl Default for NodeConfig {
@@ -165,6 +169,7 @@ impl Default for NodeConfig {
             user: None,
             link_mtu: 0,
             omit_certificates: false,
+            config_document: None,
         }
     }
 }
@@ -349,6 +354,8 @@ pub struct Stats {
     pub replicas_dropped: u64,
     /// Partitions found by the periodic check (RFC 6940 10.7.4.4).
     pub partitions_detected: u64,
+    /// ConfigUpdates sent to peers with an older configuration (RFC 6940 6.3.2.1).
+    pub config_updates_sent: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,6 +383,7 @@ enum Purpose {
     CertPublish,
     CertFetch(Vec<u8>),
     PartitionCheck(NodeId),
+    ConfigPush,
 }
 
 #[derive(Debug)]
@@ -443,6 +451,7 @@ pub struct Node {
     replica_hold_down: Option<Time>,
     left_reported: bool,
     leaves_after_answer: Vec<(NodeId, LeaveData)>,
+    config_update: Option<Vec<u8>>,
 }
 
 const DUP_CACHE_MS: u64 = 15_000;
@@ -532,6 +541,7 @@ impl Node {
             replica_hold_down: None,
             left_reported: false,
             leaves_after_answer: Vec::new(),
+            config_update: None,
             cfg: config,
         }
     }
@@ -1435,16 +1445,12 @@ impl Node {
                 );
                 return;
             }
-            if header.configuration_sequence != self.cfg.config_sequence
-                && parsed.code != 33
-                && header.configuration_sequence != 0xffff
-            {
-                let c = if header.configuration_sequence < self.cfg.config_sequence {
-                    error_code::CONFIG_TOO_OLD
-                } else {
-                    error_code::CONFIG_TOO_NEW
-                };
-                self.reply_error(now, &header, from, c, b"");
+            if !self.check_config_sequence(now, &header, from, parsed.code) {
+                return;
+            }
+            if parsed.code == config_update::CONFIG_UPDATE_REQ {
+                let body = parsed.body.clone();
+                self.answer_config_update(now, &header, from, &body);
                 return;
             }
             // RFC 7851 Diagnostic_Ping: a Ping carrying a DiagnosticsRequest (diag_ping.rs).
@@ -2165,7 +2171,11 @@ impl Node {
                 };
                 self.on_cert_fetch(now, hash, resource, Some(body));
             }
-            Purpose::Update(_) | Purpose::Replicate | Purpose::Refill | Purpose::Liveness(_) => {
+            Purpose::Update(_)
+            | Purpose::ConfigPush
+            | Purpose::Replicate
+            | Purpose::Refill
+            | Purpose::Liveness(_) => {
                 if let Body::Error { code, .. } = body
                     && p.purpose == Purpose::Replicate
                     && (code == error_code::GENERATION_COUNTER_TOO_LOW

@@ -943,3 +943,44 @@ fn diagnostic_ping_answers_diagnostics() {
         other => panic!("{other:?}"),
     }
 }
+
+/// RFC 6940 6.3.2.1 / 6.5.4: a request with an older configuration sequence gets
+/// Error_Config_Too_Old and a ConfigUpdate (sequence 65535) carrying our document, which the
+/// older peer accepts and hands to its driver.
+#[test]
+fn older_configuration_gets_config_update() {
+    let mut net = three();
+    net.take_events();
+    net.nodes[0].cfg.config_sequence = 2;
+    net.nodes[0].cfg.config_document = Some(b"<overlay>v2</overlay>".to_vec());
+    let now = net.now;
+    let target = net.nodes[0].id();
+    let r = net.nodes[1].ping(now, vec![Dest::Node(target)]);
+    net.pump(1);
+    net.run(5_000);
+    match net.completion(1, r) {
+        Some(Err(RequestError::Error { code, .. })) => {
+            assert_eq!(code, error_code::CONFIG_TOO_OLD)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(net.nodes[0].stats().config_updates_sent, 1);
+    assert_eq!(
+        net.nodes[1].take_config_update(),
+        Some(b"<overlay>v2</overlay>".to_vec())
+    );
+    // Sequences compare modulo 2^16: 0 is older than 1.
+    net.nodes[2].cfg.config_sequence = 0; // 0 is newer than 65535 but older than 1
+    let now = net.now;
+    let one = net.nodes[1].id();
+    let r = net.nodes[2].ping(now, vec![Dest::Node(one)]);
+    net.pump(2);
+    net.run(5_000);
+    assert!(matches!(
+        net.completion(2, r),
+        Some(Err(RequestError::Error {
+            code: error_code::CONFIG_TOO_OLD,
+            ..
+        }))
+    ));
+}
