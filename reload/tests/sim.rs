@@ -123,3 +123,32 @@ fn lossy_links_are_covered_by_end_to_end_retransmission() {
     );
     assert_eq!(r.registrations_lost, 0);
 }
+
+/// RFC 6940 6.7 in the simulator: with a small link MTU, big messages (full Updates, Stores
+/// with certificates, Fetch answers) travel as fragments, are reassembled at their
+/// destination, and the overlay works as without fragmentation.
+#[test]
+fn overlay_works_over_fragmenting_links() {
+    let mut sim = Sim::new(SimConfig {
+        link_mtu: 380,
+        ..cfg(30, 5)
+    });
+    sim.build();
+    assert_eq!(sim.ring_errors(), 0, "{}", sim.ring_dump());
+    sim.register_all();
+    sim.workload();
+    let r = sim.report();
+    assert_eq!(r.lookup_success_rate, 1.0);
+    assert_eq!(r.registrations_lost, 0);
+    let (mut sent, mut reassembled) = (0, 0);
+    for i in 0..sim.node_count() {
+        if let Some(n) = sim.node(i) {
+            sent += n.stats().fragments_sent;
+            reassembled += n.stats().reassembled;
+        }
+    }
+    assert!(
+        sent > 0 && reassembled > 0,
+        "sent {sent} reassembled {reassembled}"
+    );
+}

@@ -107,6 +107,8 @@ pub struct Parsed<'a> {
     pub body: Vec<u8>,
     /// An extension we do not know was marked critical.
     pub critical_unknown_extension: bool,
+    /// The contents of a Diagnostic_Ping extension (RFC 7851), if present.
+    pub diagnostic_ping: Option<Vec<u8>>,
     /// Security block.
     pub security: Security,
 }
@@ -177,11 +179,17 @@ pub fn decode_rest(rest: &[u8]) -> Result<Parsed<'_>, GlueError> {
         .extensions
         .iter()
         .any(|e| e.critical && !e.ext_type.is_known());
+    let diagnostic_ping = contents
+        .extensions
+        .iter()
+        .find(|e| e.ext_type == wire::ExtensionType::DIAGNOSTIC_PING)
+        .map(|e| e.contents.0.clone());
     Ok(Parsed {
         contents: rest.get(..used).unwrap_or_default(),
         code: contents.code.0,
         body: contents.body.0,
         critical_unknown_extension,
+        diagnostic_ping,
         security: Security {
             certs: sec
                 .certificates
@@ -200,6 +208,27 @@ pub fn encode_contents(code: u16, body: &[u8]) -> Vec<u8> {
         code: wire::MessageCode(code),
         body: Opaque(body.to_vec()),
         extensions: Vec::new(),
+    };
+    c.to_bytes().unwrap_or_default()
+}
+
+/// Encodes MessageContents with one extension of type `ext_type`.
+#[must_use]
+pub fn encode_contents_with_extension(
+    code: u16,
+    body: &[u8],
+    ext_type: wire::ExtensionType,
+    critical: bool,
+    ext: &[u8],
+) -> Vec<u8> {
+    let c = wire::MessageContents {
+        code: wire::MessageCode(code),
+        body: Opaque(body.to_vec()),
+        extensions: vec![wire::MessageExtension {
+            ext_type,
+            critical,
+            contents: Opaque(ext.to_vec()),
+        }],
     };
     c.to_bytes().unwrap_or_default()
 }

@@ -57,8 +57,11 @@
 
 pub mod app_attach;
 mod certs;
+pub mod config_update;
+mod diag_ping;
 pub mod fragment;
 pub mod glue;
+mod maintenance;
 pub mod msg;
 mod usage_hooks; // usages: RFC 7851 PathTrack/diagnostics (see usage_hooks.rs) // calls: AppAttach (RFC 6940 6.5.2), see app_attach.rs
 
@@ -147,6 +150,9 @@ pub struct NodeConfig {
     /// Leave our certificate out of requests once it is stored in the overlay (receivers
     /// fetch it from CERTIFICATE_BY_NODE, RFC 6940 6.3.4, 8); answers always carry it.
     pub omit_certificates: bool,
+    /// The signed overlay configuration document (RFC 6940 11.1), pushed with ConfigUpdate
+    /// to peers whose configuration sequence is older (6.3.2.1); None: not pushed.
+    pub config_document: Option<Vec<u8>>,
 }
 
 impl Default for NodeConfig {
@@ -172,6 +178,7 @@ impl Default for NodeConfig {
             user: None,
             link_mtu: 0,
             omit_certificates: false,
+            config_document: None,
         }
     }
 }
@@ -246,6 +253,9 @@ pub enum Outcome {
     PathTrack(crate::wire::PathTrackAns),
     /// calls: an AppAttach answer (RFC 6940 6.5.2): the peer's candidates for the application.
     AppAttached(crate::wire::AppAttachReqAns),
+    /// A Ping with the Diagnostic_Ping extension (RFC 7851) answered: the responder's
+    /// diagnostics (an answer without the extension gives [`Outcome::Pong`]).
+    DiagnosticPing(crate::wire::DiagnosticsResponse),
 }
 
 /// Application-visible events.
@@ -348,6 +358,12 @@ pub struct Stats {
     pub cert_fetch_failed: u64,
     /// Held messages dropped because their certificate did not come in time.
     pub cert_hold_timeouts: u64,
+    /// Resources deleted because we left their replica set (RFC 6940 10.7.3).
+    pub replicas_dropped: u64,
+    /// Partitions found by the periodic check (RFC 6940 10.7.4.4).
+    pub partitions_detected: u64,
+    /// ConfigUpdates sent to peers with an older configuration (RFC 6940 6.3.2.1).
+    pub config_updates_sent: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -374,6 +390,8 @@ enum Purpose {
     Liveness(NodeId),
     CertPublish,
     CertFetch(Vec<u8>),
+    PartitionCheck(NodeId),
+    ConfigPush,
 }
 
 #[derive(Debug)]
@@ -398,6 +416,7 @@ enum Timer {
     Housekeeping,
     CertRefresh,
     CertHold,
+    ReplicaHoldDown,
 }
 
 /// A RELOAD peer.
@@ -441,6 +460,11 @@ pub struct Node {
     cert_store: certs::CertStore,
     certs_published: bool,
     apps: app_attach::Apps,
+    partition_probe: Option<Time>,
+    replica_hold_down: Option<Time>,
+    left_reported: bool,
+    leaves_after_answer: Vec<(NodeId, LeaveData)>,
+    config_update: Option<Vec<u8>>,
 }
 
 const DUP_CACHE_MS: u64 = 15_000;
@@ -529,6 +553,11 @@ impl Node {
             cert_store: certs::CertStore::default(),
             certs_published: false,
             apps: app_attach::Apps::default(),
+            partition_probe: None,
+            replica_hold_down: None,
+            left_reported: false,
+            leaves_after_answer: Vec::new(),
+            config_update: None,
             cfg: config,
         }
     }
@@ -865,7 +894,8 @@ impl Node {
         self.state = JoinState::Left;
         self.pending
             .retain(|_, p| p.purpose == Purpose::Leave || p.purpose == Purpose::Replicate);
-        self.out.push_back(Output::Event(Event::Left));
+        // Event::Left once every Leave is answered (or given up on).
+        self.leave_progress();
     }
 
     // ----------------------------------------------------------------- links
@@ -897,6 +927,13 @@ impl Node {
                 Purpose::BootstrapAttach,
                 Some(link),
             );
+            return;
+        }
+        if self.state == JoinState::Joined
+            && self.partition_probe.is_some()
+            && !self.attaching.contains(&peer)
+            && self.partition_probe_link(now, link, peer)
+        {
             return;
         }
         let was_attaching = self.attaching.remove(&peer);
@@ -954,7 +991,11 @@ impl Node {
         }
         let old_succs = self.table.successors().to_vec();
         let old_preds = self.table.predecessors().to_vec();
+        let was_replica = old_succs.iter().take(self.cfg.replicas).any(|s| *s == peer);
         let (changed, slots) = self.table.remove(peer);
+        if changed && was_replica && self.state == JoinState::Joined {
+            self.start_replica_hold_down(now);
+        }
         if self.state == JoinState::WaitAp && self.ap == Some(peer) {
             self.bootstrap(now);
             return;
@@ -1438,16 +1479,20 @@ impl Node {
                 );
                 return;
             }
-            if header.configuration_sequence != self.cfg.config_sequence
-                && parsed.code != 33
-                && header.configuration_sequence != 0xffff
+            if !self.check_config_sequence(now, &header, from, parsed.code) {
+                return;
+            }
+            if parsed.code == config_update::CONFIG_UPDATE_REQ {
+                let body = parsed.body.clone();
+                self.answer_config_update(now, &header, from, &body);
+                return;
+            }
+            // RFC 7851 Diagnostic_Ping: a Ping carrying a DiagnosticsRequest (diag_ping.rs).
+            if parsed.code == msg::code::PING_REQ
+                && let Some(ext) = parsed.diagnostic_ping.as_deref()
             {
-                let c = if header.configuration_sequence < self.cfg.config_sequence {
-                    error_code::CONFIG_TOO_OLD
-                } else {
-                    error_code::CONFIG_TOO_NEW
-                };
-                self.reply_error(now, &header, from, c, b"");
+                let ext = ext.to_vec();
+                self.answer_diagnostic_ping(now, &header, from, &ext);
                 return;
             }
             // usages: begin (RFC 7851 PathTrack, answered in usage_hooks.rs)
@@ -1484,6 +1529,9 @@ impl Node {
                 self.remember_answer(now, header.transaction_id, code, bytes.clone(), &certs);
                 self.send_answer_raw(now, &header, from, code, bytes, &certs);
             }
+            for (leaving, data) in std::mem::take(&mut self.leaves_after_answer) {
+                self.on_leave(now, leaving, data);
+            }
             self.flush_wanted_updates(now);
         } else {
             let Some(p) = self.pending.remove(&header.transaction_id) else {
@@ -1498,6 +1546,18 @@ impl Node {
                 return;
             }
             let hops = u32::from(self.cfg.initial_ttl.saturating_sub(header.ttl));
+            if parsed.code == msg::code::PING_ANS
+                && let (Some(ext), Purpose::App(request)) = (&parsed.diagnostic_ping, &p.purpose)
+            {
+                let result = Self::diagnostic_ping_outcome(ext).ok_or(RequestError::BadAnswer);
+                let ev = Event::Completed {
+                    request: *request,
+                    hops,
+                    result,
+                };
+                self.out.push_back(Output::Event(ev));
+                return;
+            }
             // usages: begin (RFC 7851 PathTrack answers become Outcome::PathTrack)
             if parsed.code == usage_hooks::PATH_TRACK_ANS
                 && let Purpose::App(request) = p.purpose
@@ -1591,6 +1651,18 @@ impl Node {
         certs: &[Vec<u8>],
     ) {
         let contents = glue::encode_contents(code, &body);
+        self.send_answer_contents(now, req, from, contents, certs);
+    }
+
+    /// Signs and routes an answer whose MessageContents are already encoded.
+    fn send_answer_contents(
+        &mut self,
+        now: Time,
+        req: &Header,
+        from: Option<NodeId>,
+        contents: Vec<u8>,
+        certs: &[Vec<u8>],
+    ) {
         let rest = self.sign_contents(req.transaction_id, contents, certs);
         let header = Header {
             overlay: self.overlay,
@@ -1717,7 +1789,8 @@ impl Node {
                 if leaving != sender || from != Some(leaving) {
                     return Some(self.error_body(error_code::FORBIDDEN));
                 }
-                self.on_leave(now, leaving, data);
+                // Acted on after the answer is sent: the link to the leaving peer closes then.
+                self.leaves_after_answer.push((leaving, data));
                 Body::LeaveAns
             }
             Body::UpdateReq(u) => {
@@ -2144,6 +2217,12 @@ impl Node {
                 }
             }
             Purpose::CertPublish => self.on_cert_published(matches!(body, Body::StoreAns(_))),
+            Purpose::PartitionCheck(via) => {
+                if matches!(body, Body::PingAns { .. }) {
+                    self.on_partition_answer(now, via, responder);
+                }
+            }
+            Purpose::Leave => self.leave_progress(),
             Purpose::CertFetch(hash) => {
                 let resource = match p.header.destination_list.last() {
                     Some(Dest::Resource(r)) => r.clone(),
@@ -2152,7 +2231,7 @@ impl Node {
                 self.on_cert_fetch(now, hash, resource, Some(body));
             }
             Purpose::Update(_)
-            | Purpose::Leave
+            | Purpose::ConfigPush
             | Purpose::Replicate
             | Purpose::Refill
             | Purpose::Liveness(_) => {
@@ -2449,8 +2528,9 @@ impl Node {
         let old_replicas: Vec<NodeId> = old_succs.iter().take(self.cfg.replicas).copied().collect();
         if let Some(pred) = new_pred {
             let mine = self.storage.resources(|k| in_range(k, pred.0, me));
+            let hold = self.in_replica_hold_down(now);
             for (i, r) in replicas.iter().enumerate() {
-                if grew || !old_replicas.contains(r) {
+                if grew || (!old_replicas.contains(r) && !hold) {
                     for res in &mine {
                         self.replicate_resource(now, res, *r, (i + 1) as u8);
                     }
@@ -2562,14 +2642,22 @@ impl Node {
                                 );
                             }
                         }
-                        // Refill empty finger slots.
-                        for i in 0..crate::topology::chord::MAX_FINGERS {
-                            if !self.table.finger_wanted(i) {
-                                break;
-                            }
-                            if self.table.fingers().get(i).copied().flatten().is_none() {
-                                self.search_finger(now, i);
-                            }
+                        // Refill invalid finger entries (RFC 6940 10.7.4.2).
+                        self.refresh_fingers(now);
+                        // Data we no longer replicate (10.7.3).
+                        self.drop_foreign_data();
+                        // Partition detection (10.7.4.4).
+                        if self
+                            .partition_probe
+                            .is_some_and(|t| now.0 >= t.0 + self.cfg.update_interval_ms)
+                        {
+                            self.partition_probe = None;
+                        }
+                        if self
+                            .periodic_round
+                            .is_multiple_of(maintenance::PARTITION_CHECK_ROUNDS)
+                        {
+                            self.start_partition_check(now);
                         }
                         self.arm(now.plus_ms(self.cfg.update_interval_ms), Timer::Periodic);
                     } else {
@@ -2593,6 +2681,7 @@ impl Node {
                     }
                 }
                 Timer::CertHold => self.expire_held(now),
+                Timer::ReplicaHoldDown => self.end_replica_hold_down(now),
                 Timer::Housekeeping => {
                     self.expire_held(now);
                     self.storage.expire(now.0);
@@ -2674,6 +2763,7 @@ impl Node {
             Purpose::CertFetch(hash) => {
                 self.on_cert_fetch(now, hash, ResourceId::default(), None);
             }
+            Purpose::Leave => self.leave_progress(),
             _ => {}
         }
     }

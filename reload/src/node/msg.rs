@@ -238,6 +238,8 @@ pub mod code {
     pub const UPDATE_REQ: u16 = 19;
     /// ping_req
     pub const PING_REQ: u16 = 23;
+    /// ping_ans
+    pub const PING_ANS: u16 = 24;
     /// stat_req
     pub const STAT_REQ: u16 = 25;
     /// probe_req

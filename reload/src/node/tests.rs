@@ -38,10 +38,14 @@ impl Net {
     }
 
     fn add(&mut self, id: u128, first: bool) -> usize {
+        self.add_with(id, first, if first { vec![] } else { vec![addr(0)] })
+    }
+
+    fn add_with(&mut self, id: u128, first: bool, bootstrap: Vec<SocketAddr>) -> usize {
         let i = self.nodes.len();
         let cfg = NodeConfig {
             first_node: first,
-            bootstrap: if first { vec![] } else { vec![addr(0)] },
+            bootstrap,
             local_addr: addr(i),
             user: Some(format!("user{i}@example.com")),
             link_mtu: self.mtu,
@@ -897,4 +901,189 @@ fn attach_candidates_keep_type_priority_and_link_through_the_wire() {
     let (code, bytes) = glue::encode_body(&Body::AttachReq(a.clone()));
     let back = glue::decode_body(code, &bytes, &KindRegistry::default(), &[]).unwrap();
     assert_eq!(back, Body::AttachReq(a));
+}
+
+/// RFC 6940 10.7.4.4: two separate rings; a peer of the second pings its own Node-ID through
+/// a bootstrap peer of the first, finds a peer that is not its successor, links to it, and
+/// stabilization merges the rings.
+#[test]
+fn partition_is_detected_and_healed() {
+    let mut net = Net::new();
+    net.add(Q, true); // ring A
+    net.add(2 * Q, false);
+    net.add_with(3 * Q, true, vec![addr(0)]); // ring B, knows A's bootstrap peer
+    net.add_with(3 * Q + Q / 2, false, vec![addr(2)]);
+    net.run(60_000);
+    assert!(net.nodes.iter().all(Node::is_joined));
+    assert_eq!(
+        net.nodes[2].table().successor(),
+        Some(NodeId(3 * Q + Q / 2))
+    );
+    let now = net.now;
+    net.nodes[2].start_partition_check(now);
+    net.pump(2);
+    net.run(3 * 600_000);
+    assert!(net.nodes[2].stats().partitions_detected >= 1);
+    let mut ids: Vec<NodeId> = net.nodes.iter().map(Node::id).collect();
+    ids.sort_unstable();
+    for n in &net.nodes {
+        let pos = ids.iter().position(|x| *x == n.id()).unwrap();
+        let succ = ids[(pos + 1) % ids.len()];
+        assert_eq!(
+            n.table().successor(),
+            Some(succ),
+            "{}: {}",
+            n.id(),
+            n.debug_state()
+        );
+    }
+}
+
+/// Event::Left comes once the Leave requests are answered, not when they are queued.
+#[test]
+fn left_is_reported_after_leave_answers() {
+    let mut net = three();
+    net.take_events();
+    let now = net.now;
+    net.nodes[1].leave(now);
+    net.pump(1);
+    assert!(!net.events.iter().any(|(i, e)| *i == 1 && *e == Event::Left));
+    // In a ring of three both neighbours get two Leaves; the second finds the link closed
+    // and is given up on after the retransmissions (at most 5 x 3 s).
+    net.run(20_000);
+    assert!(net.events.iter().any(|(i, e)| *i == 1 && *e == Event::Left));
+}
+
+/// RFC 6940 10.7.3: a peer that is no longer among the replicas of a resource (three
+/// predecessors between it and the resource) deletes it; the replica set keeps it.
+#[test]
+fn data_is_dropped_when_leaving_the_replica_set() {
+    let mut net = Net::new();
+    let r = ResourceId::hash(b"user0@example.com");
+    let k = r.as_u128().unwrap();
+    for (j, off) in [10u128, 20, 30, 1 << 120].into_iter().enumerate() {
+        net.add(k.wrapping_add(off), j == 0);
+    }
+    net.run(60_000);
+    let (_, values) = sip_value(&net, 0);
+    let now = net.now;
+    let req = net.nodes[0].store(now, r.clone(), 1, values);
+    net.pump(0);
+    net.run(10_000);
+    assert!(matches!(
+        net.completion(0, req),
+        Some(Ok(Outcome::Stored(_)))
+    ));
+    let holds = |net: &Net, i: usize| {
+        net.nodes[i]
+            .storage()
+            .export(0, &r)
+            .iter()
+            .any(|kd| kd.kind == 1)
+    };
+    assert!((0..3).all(|i| holds(&net, i)));
+    // A new primary just after the resource pushes the old third holder out.
+    let n = net.add(k.wrapping_add(5), false);
+    net.run(3 * 600_000);
+    assert!(holds(&net, n), "new primary got the data");
+    assert!(holds(&net, 0) && holds(&net, 1));
+    assert!(!holds(&net, 2), "{}", net.nodes[2].debug_state());
+    assert!(net.nodes[2].stats().replicas_dropped >= 1);
+}
+
+#[test]
+fn finger_range_matches_rfc() {
+    let t = crate::topology::ChordTable::new(NodeId(5), 3, 3);
+    assert_eq!(t.finger_range(0), (5u128.wrapping_add(1 << 127), 1 << 127));
+    assert_eq!(t.finger_range(127), (6, 1));
+}
+
+/// RFC 7851 Diagnostic_Ping: a Ping with a DiagnosticsRequest extension is answered with the
+/// responder's DiagnosticsResponse; an expired one gets Error_Message_Expired.
+#[test]
+fn diagnostic_ping_answers_diagnostics() {
+    use crate::wire::{DiagnosticKindId, DiagnosticValue, DiagnosticsRequest};
+    let mut net = three();
+    net.take_events();
+    let now = net.now;
+    let req = DiagnosticsRequest {
+        expiration: now.0 + 60_000,
+        timestamp_initiated: now.0,
+        dm_flags: DiagnosticKindId::ROUTING_TABLE_SIZE.flag() | DiagnosticKindId::APP_UPTIME.flag(),
+        extensions: Vec::new(),
+    };
+    let target = net.nodes[2].id();
+    let r = net.nodes[0].diagnostic_ping(now, vec![Dest::Node(target)], &req);
+    net.pump(0);
+    net.run(5_000);
+    match net.completion(0, r) {
+        Some(Ok(Outcome::DiagnosticPing(resp))) => {
+            let vals = resp.values();
+            assert!(
+                vals.iter()
+                    .any(|v| matches!(v, DiagnosticValue::RoutingTableSize(n) if *n >= 1))
+            );
+            assert!(
+                vals.iter()
+                    .any(|v| matches!(v, DiagnosticValue::AppUptime(_)))
+            );
+            assert_eq!(resp.timestamp_initiated, now.0);
+        }
+        other => panic!("{other:?}"),
+    }
+    let expired = DiagnosticsRequest {
+        expiration: 1,
+        ..req
+    };
+    let now = net.now;
+    let r = net.nodes[0].diagnostic_ping(now, vec![Dest::Node(target)], &expired);
+    net.pump(0);
+    net.run(5_000);
+    match net.completion(0, r) {
+        Some(Err(RequestError::Error { code, .. })) => {
+            assert_eq!(code, crate::wire::ErrorCode::MESSAGE_EXPIRED.0)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// RFC 6940 6.3.2.1 / 6.5.4: a request with an older configuration sequence gets
+/// Error_Config_Too_Old and a ConfigUpdate (sequence 65535) carrying our document, which the
+/// older peer accepts and hands to its driver.
+#[test]
+fn older_configuration_gets_config_update() {
+    let mut net = three();
+    net.take_events();
+    net.nodes[0].cfg.config_sequence = 2;
+    net.nodes[0].cfg.config_document = Some(b"<overlay>v2</overlay>".to_vec());
+    let now = net.now;
+    let target = net.nodes[0].id();
+    let r = net.nodes[1].ping(now, vec![Dest::Node(target)]);
+    net.pump(1);
+    net.run(5_000);
+    match net.completion(1, r) {
+        Some(Err(RequestError::Error { code, .. })) => {
+            assert_eq!(code, error_code::CONFIG_TOO_OLD)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(net.nodes[0].stats().config_updates_sent, 1);
+    assert_eq!(
+        net.nodes[1].take_config_update(),
+        Some(b"<overlay>v2</overlay>".to_vec())
+    );
+    // Sequences compare modulo 2^16: 0 is older than 1.
+    net.nodes[2].cfg.config_sequence = 0; // 0 is newer than 65535 but older than 1
+    let now = net.now;
+    let one = net.nodes[1].id();
+    let r = net.nodes[2].ping(now, vec![Dest::Node(one)]);
+    net.pump(2);
+    net.run(5_000);
+    assert!(matches!(
+        net.completion(2, r),
+        Some(Err(RequestError::Error {
+            code: error_code::CONFIG_TOO_OLD,
+            ..
+        }))
+    ));
 }

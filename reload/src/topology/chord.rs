@@ -88,6 +88,14 @@ impl ChordTable {
         self.me.0.wrapping_add(1u128 << shift)
     }
 
+    /// The Node-IDs valid for finger `i` (RFC 6940 10.7.4.2: [x + 2^(128-i), x + 2^(129-i) - 1]
+    /// counted from 1) as (first, count): `me + 2^(127-i)` and `2^(127-i)` from 0.
+    #[must_use]
+    pub fn finger_range(&self, i: usize) -> (u128, u128) {
+        let shift = 127usize.saturating_sub(i.min(127));
+        (self.finger_target(i), 1u128 << shift)
+    }
+
     /// True when the finger slot `i` is worth filling: its target lies beyond our last
     /// successor (closer targets are covered by the neighbour table).
     #[must_use]
