@@ -10,6 +10,8 @@ mod config;
 mod decode_cmd;
 mod diag_cmd;
 mod pki;
+mod redir;
+mod service_cmd;
 mod sim_cmd;
 mod telemetry;
 
@@ -22,6 +24,7 @@ fn main() -> ExitCode {
         Some(cli::Command::CheckConfig { file }) => check_config(file.or(cli.config)),
         Some(cli::Command::Decode(args)) => decode_cmd::run(args),
         Some(cli::Command::Diag(args)) => diag_cmd::run(args),
+        Some(cli::Command::Service(args)) => service_cmd::run(args),
         Some(cli::Command::User { cmd }) => match config::load(cli.config.as_deref()) {
             Ok(l) => gateway::users::run(&l, cmd),
             Err(e) => {

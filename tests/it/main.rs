@@ -13,6 +13,7 @@ mod node_start;
 mod overlay;
 mod overlay_calls;
 mod pki;
+mod redir;
 mod registrar;
 mod sip_options;
 mod status_page;

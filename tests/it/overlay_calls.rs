@@ -34,13 +34,26 @@ fn config(user: &str, bootstrap: Option<SocketAddr>, enroll: Option<SocketAddr>)
 
 /// `n` nodes, the others enrolled at the first one; (node, SIP UDP address) each.
 pub(crate) fn start(n: usize) -> Vec<(OverlayNode, SocketAddr)> {
+    start_with(n, |_| String::new())
+}
+
+/// Like [`start`], with `extra(i)` (top-level YAML sections) appended to node i's config
+/// (i from 1).
+pub(crate) fn start_with(
+    n: usize,
+    extra: impl Fn(usize) -> String,
+) -> Vec<(OverlayNode, SocketAddr)> {
     let mut nodes: Vec<(OverlayNode, SocketAddr)> = Vec::new();
     for i in 1..=n {
         let user = format!("n{i}");
         let dir = tempfile::tempdir().unwrap();
         let boot = nodes.first().map(|f| f.0.overlay);
         let enroll = nodes.first().and_then(|f| f.0.enroll);
-        std::fs::write(dir.path().join("config.yaml"), config(&user, boot, enroll)).unwrap();
+        std::fs::write(
+            dir.path().join("config.yaml"),
+            config(&user, boot, enroll) + &extra(i),
+        )
+        .unwrap();
         let mut p = NodeProc::start_in_env(dir, &[], &[]);
         let server = boot.is_none().then(|| enrollment_server(&mut p));
         let udp = addr_after(
