@@ -207,6 +207,8 @@ pub struct OverlaySection {
     pub discovery: DiscoverySection,
     /// Joining by enrollment, and the enrollment server of a node that holds the CA.
     pub enrollment: EnrollmentSection,
+    /// Derive the Chord stabilization interval from the estimated churn (RFC 7363).
+    pub self_tuning: bool,
 }
 
 /// `overlay.enrollment:` section (docs/SECURITY.md "Joining with a password").
@@ -264,6 +266,7 @@ impl Default for OverlaySection {
             max_message_size: 65_536,
             discovery: DiscoverySection::default(),
             enrollment: EnrollmentSection::default(),
+            self_tuning: false,
         }
     }
 }

@@ -99,6 +99,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
             max_message_size: c.overlay.max_message_size,
             peer_cache: Some(data_dir.join("peers.txt")),
             user: identity.user.clone(),
+            self_tuning: c.overlay.self_tuning,
         },
         identity.clone(),
     )

@@ -34,14 +34,13 @@ fn config(user: &str, bootstrap: Option<SocketAddr>, enroll: Option<SocketAddr>)
 
 /// `n` nodes, the others enrolled at the first one; (node, SIP UDP address) each.
 pub(crate) fn start(n: usize) -> Vec<(OverlayNode, SocketAddr)> {
-    start_with(n, |_| String::new())
+    start_with(n, |_, c| c)
 }
 
-/// Like [`start`], with `extra(i)` (top-level YAML sections) appended to node i's config
-/// (i from 1).
+/// Like [`start`], with node i's config (i from 1) passed through `edit(i, config)`.
 pub(crate) fn start_with(
     n: usize,
-    extra: impl Fn(usize) -> String,
+    edit: impl Fn(usize, String) -> String,
 ) -> Vec<(OverlayNode, SocketAddr)> {
     let mut nodes: Vec<(OverlayNode, SocketAddr)> = Vec::new();
     for i in 1..=n {
@@ -51,7 +50,7 @@ pub(crate) fn start_with(
         let enroll = nodes.first().and_then(|f| f.0.enroll);
         std::fs::write(
             dir.path().join("config.yaml"),
-            config(&user, boot, enroll) + &extra(i),
+            edit(i, config(&user, boot, enroll)),
         )
         .unwrap();
         let mut p = NodeProc::start_in_env(dir, &[], &[]);

@@ -38,13 +38,13 @@ fn node_id(n: &OverlayNode) -> String {
 #[test]
 fn redir_finds_providers_and_forgets_dead_ones() {
     // Short lifetime and refresh so a dead provider expires within seconds.
-    let mut nodes = start_with(4, |i| {
+    let mut nodes = start_with(4, |i, c| {
         let reg = if i == 2 || i == 3 {
             "[pstn-gateway]"
         } else {
             "[]"
         };
-        format!("services:\n  register: {reg}\n  lifetime: 4\n  refresh: 1\n")
+        c + &format!("services:\n  register: {reg}\n  lifetime: 4\n  refresh: 1\n")
     });
     let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
     wait_ring(&refs, T);
@@ -139,5 +139,31 @@ fn redir_finds_providers_and_forgets_dead_ones() {
                 (a == ids[2] && b == ids[2]).then_some(())
             },
         );
+    }
+}
+
+/// RFC 7363 self-tuning in the real driver: `/status` shows the estimate, and a neighbour's
+/// death (SIGKILL) shortens the stabilization interval of the nodes that watched it.
+#[test]
+fn self_tuning_shortens_the_interval_after_churn() {
+    let mut nodes = start_with(4, |_, c| {
+        c.replace("overlay:\n", "overlay:\n  self_tuning: true\n")
+    });
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, T);
+    let st = status(nodes[0].0.admin).unwrap();
+    let tuning = &st["self_tuning"];
+    assert_eq!(tuning["enabled"], true, "{st}");
+    assert_eq!(tuning["update_interval_ms"], 60_000, "{st}");
+    assert!(tuning["estimated_n"].as_f64().unwrap() >= 2.0, "{st}");
+    let mut victim = nodes.remove(2);
+    let _ = victim.0.proc.child.kill();
+    let _ = victim.0.proc.child.wait();
+    for n in &nodes {
+        wait_for(&format!("{} shortening its interval", n.0.user), T, || {
+            let st = status(n.0.admin)?;
+            let ms = st["self_tuning"]["update_interval_ms"].as_u64()?;
+            (ms < 60_000).then_some(())
+        });
     }
 }
