@@ -106,6 +106,9 @@ async fn serve(
                 if let (Some(h), Some(o)) = (&cfg.calls, v.as_object_mut()) {
                     o.insert("calls".into(), h());
                 }
+                if let (Some(r), Some(o)) = (&cfg.redir, v.as_object_mut()) {
+                    o.insert("services".into(), serde_json::json!(r.registered()));
+                }
                 ("200 OK", "application/json", v.to_string().into_bytes())
             }
             Err(e) => (

@@ -49,6 +49,15 @@ fn redir_finds_providers_and_forgets_dead_ones() {
     let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
     wait_ring(&refs, T);
     let ids: Vec<String> = nodes.iter().map(|n| node_id(&n.0)).collect();
+    // /status lists the namespaces each node keeps registered.
+    assert_eq!(
+        status(nodes[1].0.admin).unwrap()["services"],
+        serde_json::json!(["pstn-gateway"])
+    );
+    assert_eq!(
+        status(nodes[0].0.admin).unwrap()["services"],
+        serde_json::json!([])
+    );
     let providers = [ids[1].clone(), ids[2].clone()];
     // Every node finds a provider; a provider's own Node-ID as key finds that provider.
     for n in &nodes {
