@@ -101,6 +101,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
             user: identity.user.clone(),
             link: loaded.link,
             turn_server: loaded.turn_server,
+            self_tuning: c.overlay.self_tuning,
         },
         identity.clone(),
     )
@@ -109,6 +110,19 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         what: "overlay listener",
         source: e,
     })?;
+    // Service discovery (ReDiR, RFC 7374): register the configured namespaces and refresh.
+    let sv = &c.services;
+    let redir = crate::redir::Redir::new(
+        overlay.clone(),
+        crate::redir::RedirSettings {
+            branching: sv.branching_factor,
+            starting_level: sv.starting_level,
+            max_level: sv.max_level,
+            lifetime: sv.lifetime,
+            refresh: sv.refresh,
+        },
+    );
+    redir.spawn_refresh(&sv.register);
     let publisher = gateway::publish::Publisher::new(overlay.clone());
     let live_calls = gateway::LiveCalls::default();
     let sip_metrics = gateway::metrics::SipMetrics::default();
@@ -131,6 +145,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
                     Some(r) => reload_users(&l, r, "POST /users/reload"),
                     None => Err("the registrar is not up yet".into()),
                 })),
+                redir: Some(redir.clone()),
             },
             overlay.clone(),
         )
