@@ -122,7 +122,12 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
             refresh: sv.refresh,
         },
     );
-    redir.spawn_refresh(&sv.register);
+    // A node that bridges trunks is a provider of `pstn-gateway` (found with ReDiR).
+    let mut namespaces = sv.register.clone();
+    if !c.trunks.is_empty() && !namespaces.iter().any(|n| n == "pstn-gateway") {
+        namespaces.push("pstn-gateway".to_owned());
+    }
+    redir.spawn_refresh(&namespaces);
     let publisher = gateway::publish::Publisher::new(overlay.clone());
     let live_calls = gateway::LiveCalls::default();
     let sip_metrics = gateway::metrics::SipMetrics::default();
