@@ -20,7 +20,8 @@
 # defaults are 80 % of the mixed capacity measured on this machine (docs/BENCHMARKS.md): half
 # the REGISTER maximum of the 3-node overlay (1000/s) plus half its call maximum (200/s), each
 # at 80 %: 400 REGISTER/s and 80 calls/s. Set them from your own register.sh / calls.sh
-# figures. Needs sipp and curl. Builds p2psip in release mode unless P2PSIP_BIN is set. Stops by itself after about DURATION + 60 s; loopback only.
+# figures. Needs sipp and curl. Builds p2psip in release mode unless P2PSIP_BIN is set.
+# Stops by itself after about DURATION + 60 s; loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
