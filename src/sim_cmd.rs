@@ -22,6 +22,12 @@ pub struct SimArgs {
     /// Fetches (SIP-REGISTRATION lookups) issued during the workload.
     #[arg(long, default_value_t = 10_000)]
     pub lookups: u64,
+    /// chord-update-interval in seconds (with --self-tuning: the longest the tuner picks).
+    #[arg(long, default_value_t = 120)]
+    pub update_interval_s: u64,
+    /// Peers tune their chord-update-interval from the churn they observe (RFC 7363).
+    #[arg(long)]
+    pub self_tuning: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -42,6 +48,14 @@ fn print_summary(r: &SimReport) {
     );
     println!("ring errors           {}", r.ring_errors);
     println!("messages              {}", r.messages);
+    println!(
+        "messages/peer/minute  {:.1} (during the workload)",
+        r.messages_per_peer_min
+    );
+    println!(
+        "mean update interval  {:.1} s (at the end)",
+        r.mean_update_interval_s
+    );
     println!("virtual seconds       {:.1}", r.virtual_seconds);
     println!("wall seconds          {:.2}", r.wall_seconds);
 }
@@ -55,6 +69,8 @@ pub fn run(args: SimArgs) -> ExitCode {
         duration_secs: args.duration_secs.max(1),
         lookups: args.lookups,
         progress: args.nodes >= 2000 || args.lookups >= 50_000,
+        update_interval_ms: args.update_interval_s.max(1) * 1000,
+        self_tuning: args.self_tuning,
         ..SimConfig::default()
     };
     #[allow(clippy::disallowed_methods)] // ok: the driver, not the engine, reads the wall clock

@@ -78,7 +78,7 @@ sipp_load() {
   (cd "$WORK/$name" && timeout $((DURATION + 60)) sipp "$(sip_of "$node")" -sf "$ROOT/deploy/sipp/$sf" \
       -inf "$csv" -set domain p2psip.local -i 127.0.0.1 -p "$(free_port)" \
       -r "$rate" -m $((rate * DURATION)) -l $((rate * 4 + 100)) -timeout $((DURATION + 40))s \
-      -nostdin -trace_stat -fd 5 "$@" > sipp.out 2>&1; echo $? > rc) &
+      -nostdin -trace_stat -fd 5 -trace_err "$@" > sipp.out 2>&1; echo $? > rc) &
   PIDS+=($!)
 }
 
@@ -124,7 +124,12 @@ for n in reg-a reg-b calls; do
     failed=$(awk -F';' 'NR==1 { for (i=1;i<=NF;i++) { if ($i=="FailedCall(C)") f=i } } END { print $f }' "$stat")
   fi
   echo "soak: $n: successful $ok, failed $failed, sipp exit $(cat "$WORK/$n/rc" 2>/dev/null || echo '?')"
-  [ "$failed" = 0 ] || fail=1
+  if [ "$failed" != 0 ]; then
+    fail=1
+    # Why, in SIPp's words (numbers blanked so alike errors group), most frequent first.
+    cat "$WORK/$n"/*_errors.log 2>/dev/null | grep -v '^$' | sed -E 's/[0-9]+/N/g' | cut -c1-160 \
+      | sort | uniq -c | sort -rn | head -5 | sed "s/^/soak: $n errors: /"
+  fi
 done
 
 # Memory: peak per node, and growth from the end of warm-up to the end for nodes 1 and 3.

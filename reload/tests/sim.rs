@@ -152,3 +152,24 @@ fn overlay_works_over_fragmenting_links() {
         "sent {sent} reassembled {reassembled}"
     );
 }
+
+/// RFC 7363 self-tuning: under churn every peer shortens its chord-update-interval below the
+/// configured longest one, and lookups still succeed; without churn it stays at the longest.
+#[test]
+fn self_tuning_shortens_the_interval_under_churn_only() {
+    for (churn, expect_shorter) in [(0.0, false), (30.0, true)] {
+        let mut c = cfg(150, 5);
+        c.churn_per_min = churn;
+        c.duration_secs = 240;
+        c.lookups = 300;
+        c.update_interval_ms = 600_000;
+        c.self_tuning = true;
+        let r = reload::sim::run(c);
+        assert!(r.lookup_success_rate >= 0.99, "{r:?}");
+        if expect_shorter {
+            assert!(r.mean_update_interval_s < 300.0, "{r:?}");
+        } else {
+            assert!((r.mean_update_interval_s - 600.0).abs() < 1.0, "{r:?}");
+        }
+    }
+}

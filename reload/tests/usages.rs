@@ -1,6 +1,6 @@
 //! Usages on a small in-memory overlay of real engines: RFC 7851 PathTrack and diagnostics.
-//! (ReDiR, TURN-SERVICE and self-tuning have their own model simulations in
-//! `reload::usage`'s unit tests.)
+//! ReDiR runs on the simulator in `redir_sim.rs`; self-tuning in `sim.rs` and the comparison
+//! below; TURN-SERVICE discovery has a model simulation in `reload::usage::turn`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -241,26 +241,34 @@ fn expired_diagnostics_request_gets_error_23() {
     }
 }
 
-/// Fixed vs self-tuned chord-update-interval under churn (run with `--ignored --nocapture`).
+/// Fixed vs self-tuned chord-update-interval under churn (run with `--ignored --nocapture`;
+/// figures in docs/BENCHMARKS.md): every peer runs its own RFC 7363 tuner
+/// (`SimConfig::self_tuning`), the fixed runs use the longest and the shortest interval the
+/// tuner may pick.
 #[test]
 #[ignore = "slow comparison; prints figures"]
 fn self_tuned_stabilization_vs_fixed() {
     use reload::sim::{Sim, SimConfig};
-    use reload::usage::self_tuning::{per_peer_rate, stabilization_interval};
-    let nodes = 200;
-    for churn in [6.0, 30.0] {
-        // Leaves and crashes are two thirds of churn events; observed over a minute by all.
-        let mu = per_peer_rate((churn * 2.0 / 3.0) as u32, 60.0, nodes);
-        let tuned_ms = (stabilization_interval(mu, 0.1, 5.0, 600.0) * 1000.0) as u64;
-        for (label, interval) in [("fixed", 120_000u64), ("tuned", tuned_ms)] {
+    let nodes = 500;
+    let seed = std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(21);
+    for churn in [0.0, 10.0, 50.0] {
+        for (label, interval, tuned) in [
+            ("fixed 600 s", 600_000u64, false),
+            ("fixed 5 s", 5_000, false),
+            ("self-tuned (5..600 s)", 600_000, true),
+        ] {
             let mut sim = Sim::new(SimConfig {
                 nodes,
-                seed: 21,
+                seed,
                 churn_per_min: churn,
-                duration_secs: 300,
-                lookups: 1000,
+                duration_secs: 600,
+                lookups: 2000,
                 settle_secs: 60,
                 update_interval_ms: interval,
+                self_tuning: tuned,
                 ..SimConfig::default()
             });
             sim.build();
@@ -268,11 +276,12 @@ fn self_tuned_stabilization_vs_fixed() {
             sim.workload();
             let r = sim.report();
             eprintln!(
-                "churn {churn}/min {label} interval {} s: messages {}, lookup success {:.3}, lost {}",
-                interval / 1000,
-                r.messages,
+                "| {seed} | {nodes} | {churn}/min | {label} | {:.1} | {:.1} | {:.4} | {} | {} |",
+                r.mean_update_interval_s,
+                r.messages_per_peer_min,
                 r.lookup_success_rate,
-                r.registrations_lost
+                r.registrations_lost,
+                r.ring_errors
             );
         }
     }

@@ -16,8 +16,8 @@
 //! TLS_RSA_WITH_AES_128_CBC_SHA as mandatory, which no maintained pure-Rust stack offers).
 //! dimpl hands over the peer's leaf certificate only; we check it against the overlay root
 //! and the Node-ID the peer claims with the same function the TLS verifiers use.
-//! dimpl cannot export session secrets, so `SSLKEYLOGFILE` does not cover DTLS links:
-//! captures show the DTLS handshake and the record layer, not the RELOAD messages inside.
+//! With `SSLKEYLOGFILE` set, the session keys go to the key log too ([`super::dtls_keylog`]),
+//! so Wireshark decrypts DTLS links as it does TLS ones.
 
 use super::link::LinkEvent;
 use super::turn::UdpOut;
@@ -335,8 +335,11 @@ struct InFlight {
 }
 
 fn dtls_config() -> Result<Arc<dimpl::Config>, String> {
-    dimpl::Config::builder()
-        .mtu(1400)
+    let mut b = dimpl::Config::builder();
+    if std::env::var_os("SSLKEYLOGFILE").is_some() {
+        b = b.with_crypto_provider(super::dtls_keylog::provider());
+    }
+    b.mtu(1400)
         .require_client_certificate(true)
         .handshake_timeout(HANDSHAKE)
         .build()

@@ -12,6 +12,7 @@
 
 pub mod discovery;
 pub mod dtls;
+pub mod dtls_keylog;
 pub mod ice;
 pub mod link;
 pub mod self_tune;
@@ -416,7 +417,7 @@ pub async fn start(
     );
     let keylog = std::env::var_os("SSLKEYLOGFILE").is_some();
     let (tls_client, tls_server) = if keylog {
-        tracing::warn!("SSLKEYLOGFILE is set: TLS session keys are written to it");
+        tracing::warn!("SSLKEYLOGFILE is set: TLS and DTLS session keys are written to it");
         let mut c = (*tls_client).clone();
         c.key_log = Arc::new(rustls::KeyLogFile::new());
         let mut s = (*tls_server).clone();
@@ -1432,7 +1433,7 @@ impl Driver {
             "stored_resources": self.node.storage().resource_count(),
             "self_tuning": self.tuner.as_ref().map_or_else(
                 || serde_json::json!({"enabled": false, "update_interval_ms": self.node.update_interval_ms()}),
-                |t| t.status(),
+                self_tune::status,
             ),
             "stats": {
                 "decode_errors": st.decode_errors,

@@ -330,7 +330,7 @@ fn free_port() -> u16 {
 }
 
 /// Captures a 4-node overlay with tshark (three nodes open TLS links, the fourth DTLS links),
-/// decrypts the TLS links with the nodes' key log and checks that Wireshark's RELOAD
+/// decrypts the TLS and DTLS links with the nodes' key log and checks that Wireshark's RELOAD
 /// dissector decodes every message, the DTLS handshakes and STUN decode, and nothing is
 /// malformed. Robust under load: waits until dumpcap reports it is capturing, captures with a
 /// 64 MiB buffer, polls (bounded) until every method is in the file, and reports dumpcap's
@@ -437,7 +437,8 @@ fn wireshark_decodes_every_method_without_malformed_packets() {
         &script,
         "local t = DissectorTable.get(\"tls.port\")\n\
          local rf = Dissector.get(\"reload-framing\")\n\
-         for p in string.gmatch(os.getenv(\"RELOAD_TLS_PORTS\") or \"\", \"%d+\") do t:add(tonumber(p), rf) end\n",
+         local d = DissectorTable.get(\"dtls.port\")\n\
+         for p in string.gmatch(os.getenv(\"RELOAD_TLS_PORTS\") or \"\", \"%d+\") do t:add(tonumber(p), rf); d:add(tonumber(p), rf) end\n",
     )
     .unwrap();
     // `strict`: the capture is complete, so tshark must succeed (while dumpcap still writes,
@@ -534,18 +535,24 @@ fn wireshark_decodes_every_method_without_malformed_packets() {
             "no {m} decoded (dumpcap dropped {dropped:?} packets):\n{all}"
         );
     }
-    // The DTLS node's links: the handshake decodes (the records stay encrypted: dimpl cannot
-    // write a key log), and STUN on the same port decodes as STUN.
+    // The DTLS node's links: the handshake decodes, the key log decrypts the records to
+    // RELOAD, and STUN on the same port decodes as STUN.
     let dtls = decode("dtls.handshake.type", true);
     assert!(
         dtls.contains("Client Hello") && dtls.contains("Server Hello"),
         "no DTLS handshake decoded:\n{dtls}"
     );
+    let over_dtls = decode("dtls && reload", true);
+    assert!(
+        over_dtls.contains("Attach") || over_dtls.contains("Update"),
+        "no RELOAD message decrypted from the DTLS links:\n{over_dtls}"
+    );
     let stun = decode("stun", true);
     assert!(!stun.trim().is_empty(), "no STUN decoded");
     eprintln!(
-        "wireshark: {} DTLS handshake and {} STUN packets decoded",
+        "wireshark: {} DTLS handshake, {} RELOAD-over-DTLS and {} STUN packets decoded",
         dtls.lines().count(),
+        over_dtls.lines().count(),
         stun.lines().count()
     );
     eprintln!(

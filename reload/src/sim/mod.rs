@@ -54,6 +54,9 @@ pub struct SimConfig {
     pub omit_certificates: bool,
     /// Link MTU in bytes; larger messages are fragmented (0: never).
     pub link_mtu: usize,
+    /// Every peer tunes its chord-update-interval from the churn it observes (RFC 7363,
+    /// [`crate::usage::self_tuning::SelfTuner`]), `update_interval_ms` being the longest.
+    pub self_tuning: bool,
 }
 
 /// Makes a peer's identity: given the slot index and a proposed random Node-ID, returns the
@@ -102,6 +105,7 @@ impl Default for SimConfig {
             crypto: SimCrypto::Test,
             omit_certificates: false,
             link_mtu: 0,
+            self_tuning: false,
         }
     }
 }
@@ -143,6 +147,10 @@ pub struct SimReport {
     pub messages: u64,
     /// Lookups aborted because their requester left or crashed.
     pub lookups_aborted: u64,
+    /// Messages delivered per peer and simulated minute (maintenance plus workload).
+    pub messages_per_peer_min: f64,
+    /// Mean chord-update-interval of the live peers at the end (s).
+    pub mean_update_interval_s: f64,
 }
 
 #[derive(Debug)]
@@ -200,6 +208,7 @@ struct SimLink {
 
 struct Slot {
     node: Node,
+    tuner: Option<crate::usage::self_tuning::SelfTuner>,
     alive: bool,
     timer_at: Option<Time>,
     links: BTreeSet<u64>,
@@ -243,6 +252,8 @@ pub struct Sim {
     messages: u64,
     workload_start: Time,
     workload_end: Time,
+    /// Messages delivered when the workload started and when it ended.
+    workload_messages: (u64, u64),
     completions: HashMap<usize, Vec<Completion>>,
 }
 
@@ -305,6 +316,7 @@ impl Sim {
             messages: 0,
             workload_start: Time(0),
             workload_end: Time(0),
+            workload_messages: (0, 0),
             completions: HashMap::new(),
         }
     }
@@ -385,8 +397,12 @@ impl Sim {
                 Node::with_crypto(cfg, id, seed, crypto)
             }
         };
+        let tuner = self.cfg.self_tuning.then(|| {
+            crate::usage::self_tuning::SelfTuner::new(self.now.0, self.cfg.update_interval_ms)
+        });
         self.slots.push(Slot {
             node,
+            tuner,
             alive: true,
             timer_at: None,
             links: BTreeSet::new(),
@@ -422,6 +438,13 @@ impl Sim {
         };
         if !s.alive {
             return;
+        }
+        if let Some(tuner) = s.tuner.as_mut() {
+            let table = s.node.table();
+            let ms = tuner.observe(now.0, s.node.id(), table.predecessors(), table.successors());
+            if ms != s.node.update_interval_ms() {
+                s.node.set_update_interval_ms(ms);
+            }
         }
         if let Some(t) = s.node.poll_timeout() {
             let t = t.max(now);
@@ -947,6 +970,7 @@ impl Sim {
     pub fn workload(&mut self) {
         let start = self.now;
         self.workload_start = start;
+        self.workload_messages.0 = self.messages;
         let dur_ms = self.cfg.duration_secs.max(1) * 1000;
         for k in 0..self.cfg.lookups {
             let at = start.plus_ms(k * dur_ms / self.cfg.lookups.max(1));
@@ -968,6 +992,7 @@ impl Sim {
         let end = start.plus_ms(dur_ms);
         self.workload_end = end;
         self.run_until(end);
+        self.workload_messages.1 = self.messages;
         // Let outstanding lookups finish and the ring settle.
         let t = end.plus_ms(self.cfg.settle_secs * 1000);
         self.run_until(t);
@@ -1193,6 +1218,29 @@ impl Sim {
             ring_errors: self.ring_errors(),
             messages: self.messages,
             lookups_aborted: self.lookups_aborted,
+            messages_per_peer_min: {
+                let (a, b) = self.workload_messages;
+                let mins =
+                    self.workload_end.0.saturating_sub(self.workload_start.0) as f64 / 60_000.0;
+                if mins > 0.0 && self.cfg.nodes > 0 {
+                    b.saturating_sub(a) as f64 / mins / self.cfg.nodes as f64
+                } else {
+                    0.0
+                }
+            },
+            mean_update_interval_s: {
+                let live: Vec<u64> = self
+                    .slots
+                    .iter()
+                    .filter(|s| s.alive && s.node.is_joined())
+                    .map(|s| s.node.update_interval_ms())
+                    .collect();
+                if live.is_empty() {
+                    0.0
+                } else {
+                    live.iter().sum::<u64>() as f64 / live.len() as f64 / 1000.0
+                }
+            },
         }
     }
 }
