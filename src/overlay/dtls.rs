@@ -49,8 +49,19 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 pub type Routes = Arc<Mutex<HashMap<(SocketAddr, bool), mpsc::Sender<Vec<u8>>>>>;
 
 /// A handler for STUN datagrams the mux receives (ICE checks): sender, datagram, whether it
-/// came through our TURN relay; returns true if it took it.
-pub type StunHook = Arc<dyn Fn(SocketAddr, &[u8], bool) -> bool + Send + Sync>;
+/// came through our TURN relay; says what to do with it.
+pub type StunHook = Arc<dyn Fn(SocketAddr, &[u8], bool) -> StunVerdict + Send + Sync>;
+
+/// What the [`StunHook`] did with a STUN datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StunVerdict {
+    /// Not for the hook: plain Binding requests get the STUN server answer.
+    Pass,
+    /// Consumed.
+    Taken,
+    /// Consumed; send this answer back the way the datagram came.
+    Reply(Vec<u8>),
+}
 
 /// What the mux and the DTLS link tasks tell the driver.
 #[derive(Debug)]
@@ -267,10 +278,13 @@ pub async fn run_mux(
         }
         match d.first() {
             Some(0..=3) => {
-                if let Some(h) = &stun
-                    && h(from, d, via_relay)
-                {
-                    continue;
+                match stun.as_ref().map(|h| h(from, d, via_relay)) {
+                    Some(StunVerdict::Taken) => continue,
+                    Some(StunVerdict::Reply(r)) => {
+                        let _ = out.send_via(&r, from, via_relay).await;
+                        continue;
+                    }
+                    _ => {}
                 }
                 if let Some(resp) = stun_binding_response(d, from) {
                     let _ = out.send_via(&resp, from, via_relay).await;

@@ -869,7 +869,14 @@ impl Driver {
                     .set_local_candidates(ice::local_candidates(self.host, srflx, relayed));
             }
         }
-        while let Some((_, a)) = self.node.poll_attach_answered() {
+        // Sessions for the credentials of the Attaches about to go out, so the checks
+        // coming back verify.
+        while let Some((ufrag, pwd)) = self.node.poll_ice_credentials() {
+            if let Ok(mut s) = self.ice.lock() {
+                s.add_session(ice::Creds { ufrag, pwd });
+            }
+        }
+        while let Some((peer, a)) = self.node.poll_attach_answered() {
             let targets: Vec<SocketAddr> = a
                 .candidates
                 .iter()
@@ -877,8 +884,33 @@ impl Driver {
                 .map(|c| c.addr)
                 .collect();
             self.permit(&targets);
-            if !targets.is_empty() {
-                tokio::spawn(ice::punch(self.udp.clone(), targets));
+            if targets.is_empty() || self.cfg.link != LinkProtocol::Dtls {
+                continue;
+            }
+            // The answerer's half of ICE: controlled, checks towards the requester's
+            // candidates (which also opens our NAT towards it).
+            let Some((ufrag, _)) = self.node.local_ice(peer).cloned() else {
+                continue;
+            };
+            let remote = ice::Creds {
+                ufrag: a.ufrag.clone(),
+                pwd: a.password.clone(),
+            };
+            if self
+                .ice
+                .lock()
+                .is_ok_and(|mut s| s.set_remote(&ufrag, remote, false))
+            {
+                let agent = ice::IceAgent::new(self.udp.clone(), self.ice.clone());
+                let cands = a.candidates.clone();
+                tokio::spawn(async move {
+                    if let Some(n) = agent.run(ufrag, cands, Duration::from_secs(6)).await {
+                        tracing::debug!(
+                            "ICE: {n} nominated by Node-ID {}",
+                            hex::encode(peer.to_array())
+                        );
+                    }
+                });
             }
         }
         while let Some(o) = self.node.poll_output() {
@@ -974,10 +1006,23 @@ impl Driver {
             (LinkProtocol::Dtls, Some(p)) if has_dtls => {
                 let addrs: Vec<SocketAddr> = cands.iter().map(|c| c.addr).collect();
                 self.permit(&addrs);
+                // The requester's half: controlling, it nominates (RFC 6940 6.5.1.9).
+                let remote = self.node.remote_attach(p).map(|a| ice::Creds {
+                    ufrag: a.ufrag.clone(),
+                    pwd: a.password.clone(),
+                });
+                let session = self.node.local_ice(p).map(|(u, _)| u.clone()).filter(|u| {
+                    remote.clone().is_some_and(|r| {
+                        self.ice.lock().is_ok_and(|mut s| s.set_remote(u, r, true))
+                    })
+                });
                 let agent = ice::IceAgent::new(self.udp.clone(), self.ice.clone());
                 let tx = self.dtls_tx.clone();
                 tokio::spawn(async move {
-                    let nominated = agent.check(&cands, Duration::from_secs(5)).await;
+                    let nominated = match session {
+                        Some(u) => agent.run(u, cands, Duration::from_secs(5)).await,
+                        None => None,
+                    };
                     let _ = tx
                         .send(dtls::Report::Checked {
                             peer: p,
