@@ -67,6 +67,14 @@ const FINGERPRINT_XOR: u32 = 0x5354_554e;
 
 /// Ta, the pacing of checks (RFC 8445 14.2).
 pub const TA: Duration = Duration::from_millis(50);
+/// Consent lapses this long after the last answer to a consent check (RFC 7675 5.1).
+pub const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The time to the next consent check: 5 s +- 20 % (RFC 7675 5.1).
+pub fn consent_interval() -> Duration {
+    Duration::from_millis(4000 + rand::random::<u64>() % 2000)
+}
+
 /// Type preferences (RFC 8445 5.1.2.2).
 const HOST_PREF: u32 = 126;
 const PRFLX_PREF: u32 = 110;
@@ -353,6 +361,10 @@ pub struct Session {
     use_candidate_seen: HashSet<SocketAddr>,
     /// The nominated pair's remote address.
     pub nominated: Option<SocketAddr>,
+    /// Last authenticated answer to one of our checks, by remote address (consent).
+    answers: HashMap<SocketAddr, Instant>,
+    /// A link runs on this session (kept longer; consent checks use it).
+    in_use: bool,
 }
 
 impl Session {
@@ -370,6 +382,8 @@ impl Session {
             prflx: HashMap::new(),
             use_candidate_seen: HashSet::new(),
             nominated: None,
+            answers: HashMap::new(),
+            in_use: false,
         }
     }
 }
@@ -405,7 +419,7 @@ impl IceState {
             && let Some(old) = self
                 .sessions
                 .iter()
-                .min_by_key(|(_, s)| s.created)
+                .min_by_key(|(_, s)| (s.in_use, s.created))
                 .map(|(k, _)| k.clone())
         {
             self.sessions.remove(&old);
@@ -426,6 +440,28 @@ impl IceState {
             }
             None => false,
         }
+    }
+
+    /// The session a link to `addr` runs on: the newest one that nominated `addr`, else the
+    /// newest with a valid pair or a check from it. Marks it in use.
+    pub fn bind_link(&mut self, addr: SocketAddr) -> Option<Vec<u8>> {
+        let (u, s) = self
+            .sessions
+            .iter_mut()
+            .filter(|(_, s)| {
+                s.remote.is_some()
+                    && (s.nominated == Some(addr)
+                        || s.valid.iter().any(|(a, _)| *a == addr)
+                        || s.prflx.contains_key(&addr))
+            })
+            .max_by_key(|(_, s)| (s.nominated == Some(addr), s.created))?;
+        s.in_use = true;
+        Some(u.clone())
+    }
+
+    /// When `addr` last answered a check of session `ufrag`.
+    pub fn last_answer(&self, ufrag: &[u8], addr: SocketAddr) -> Option<Instant> {
+        self.sessions.get(ufrag)?.answers.get(&addr).copied()
     }
 
     /// A connectivity check of session `ufrag` towards `to`, recorded as a transaction.
@@ -631,6 +667,7 @@ impl IceState {
             return;
         }
         s.valid.insert((from, t.via_relay));
+        s.answers.insert(from, Instant::now());
         // Controlling: our USE-CANDIDATE check succeeded. Controlled: USE-CANDIDATE came
         // before this pair was valid (RFC 8445 7.3.1.5).
         if (t.use_candidate && s.controlling)
@@ -965,6 +1002,17 @@ mod tests {
         assert_eq!(b.sessions[&b"bbbb"[..]].nominated, Some(addr(A)));
         a.handle(addr(B), &resp, false, addr(A));
         assert_eq!(a.sessions[&b"aaaa"[..]].nominated, Some(addr(B)));
+        // Links bind to the sessions; consent checks refresh the last answer.
+        assert_eq!(a.bind_link(addr(B)), Some(b"aaaa".to_vec()));
+        assert_eq!(b.bind_link(addr(A)), Some(b"bbbb".to_vec()));
+        assert_eq!(a.bind_link(addr("203.0.113.5:1")), None);
+        let before = a.last_answer(b"aaaa", addr(B)).unwrap();
+        let req = a
+            .check_request(b"aaaa", addr(B), false, false, now)
+            .unwrap();
+        let resp = reply(b.handle(addr(A), &req, false, addr(B)));
+        a.handle(addr(B), &resp, false, addr(A));
+        assert!(a.last_answer(b"aaaa", addr(B)).unwrap() >= before);
     }
 
     #[test]

@@ -1316,6 +1316,12 @@ impl Driver {
             sock: self.udp.clone(),
             routes: self.routes.clone(),
             via_relay,
+            consent: self
+                .ice
+                .lock()
+                .ok()
+                .and_then(|mut s| s.bind_link(addr))
+                .map(|u| (self.ice.clone(), u)),
         };
         let span = tracing::info_span!("link", id = link.0, %addr, dir = if active { "out" } else { "in" }, proto = "dtls");
         let task =
