@@ -31,14 +31,16 @@
 //! * Nomination (regular, 8.1.1): the controlling side picks the best valid pair and sends
 //!   a check with USE-CANDIDATE on it; its success nominates the pair and the DTLS handshake
 //!   runs on it. The controlled side nominates when USE-CANDIDATE arrives on a valid pair.
-//! * Keepalives (RFC 8445 11, RFC 6940 6.5.1.10.3): idle DTLS links send a STUN Binding
-//!   indication every 15 s ([`binding_indication`]).
+//! * Keepalives and consent (RFC 8445 11, RFC 6940 6.5.1.10.3, RFC 7675): a DTLS link bound
+//!   to an ICE session ([`IceState::bind_link`]) sends an authenticated consent check every
+//!   5 s +- 20 % and closes 30 s after the last authenticated answer; idle links also send a
+//!   STUN Binding indication every 15 s ([`binding_indication`]).
 //!
 //! Deviations (also in docs/DEPLOY.md, "Deviations and limits"): our checks are sent from the
 //! host base only (relayed local candidates are offered and answered through the relay, but
 //! we do not originate checks from them); each retransmission of a check is a new STUN
-//! transaction; no consent freshness (RFC 7675): a link whose peer vanished is closed by the
-//! DTLS/RELOAD layers' own timeouts, not by expired consent.
+//! transaction; links with no Attach behind them (the first link to a bootstrap peer) have no
+//! session, so only Binding indications; AppAttach still carries Node-ID-derived credentials.
 
 use super::dtls::StunVerdict;
 use super::turn::UdpOut;

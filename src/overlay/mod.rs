@@ -438,6 +438,7 @@ pub async fn start(
         ice: ice_state,
         host,
         srflx_seen: None,
+        attached_by: HashMap::new(),
         relay,
         relayed_seen: None,
         udp,
@@ -602,6 +603,8 @@ struct Driver {
     ice: ice::SharedIce,
     host: SocketAddr,
     srflx_seen: Option<SocketAddr>,
+    /// Peers whose Attach we answered lately (crossing Attaches: see `Report::Checked`).
+    attached_by: HashMap<NodeId, std::time::Instant>,
     relay: Option<Arc<turn::Relay>>,
     relayed_seen: Option<SocketAddr>,
     udp: Arc<turn::UdpOut>,
@@ -876,7 +879,11 @@ impl Driver {
                 s.add_session(ice::Creds { ufrag, pwd });
             }
         }
-        while let Some((peer, a)) = self.node.poll_attach_answered() {
+        while let Some((peer, a, (ufrag, _))) = self.node.poll_attach_answered_ice() {
+            if self.attached_by.len() >= 1024 {
+                self.attached_by.clear();
+            }
+            self.attached_by.insert(peer, std::time::Instant::now());
             let targets: Vec<SocketAddr> = a
                 .candidates
                 .iter()
@@ -889,9 +896,6 @@ impl Driver {
             }
             // The answerer's half of ICE: controlled, checks towards the requester's
             // candidates (which also opens our NAT towards it).
-            let Some((ufrag, _)) = self.node.local_ice(peer).cloned() else {
-                continue;
-            };
             let remote = ice::Creds {
                 ufrag: a.ufrag.clone(),
                 pwd: a.password.clone(),
@@ -1389,6 +1393,31 @@ impl Driver {
                 fallback,
                 addr,
             } => match (nominated, fallback) {
+                // Crossing Attaches: both sides nominated and would both start a DTLS
+                // handshake as client on the same address pair (glare). The side with the
+                // lower Node-ID waits a little, so the other's ClientHello arrives first and
+                // its link is the one that comes up.
+                (Some(a), _)
+                    if self.identity.node_id < peer
+                        && self
+                            .attached_by
+                            .remove(&peer)
+                            .is_some_and(|t| t.elapsed() < Duration::from_secs(10)) =>
+                {
+                    tracing::debug!("ICE: crossing Attaches with {a}: DTLS handshake deferred");
+                    let tx = self.dtls_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        let _ = tx
+                            .send(dtls::Report::Checked {
+                                peer,
+                                nominated,
+                                fallback,
+                                addr,
+                            })
+                            .await;
+                    });
+                }
                 (Some(a), _) => {
                     tracing::info!(
                         "ICE: nominated {a} for Node-ID {}",

@@ -447,7 +447,7 @@ pub struct Node {
     /// The Attach answers behind our Connects (for ICE in the driver).
     remote_attaches: BTreeMap<NodeId, Attach>,
     /// Attach requests we answered, for the driver.
-    attach_answered: std::collections::VecDeque<(NodeId, Attach)>,
+    attach_answered: std::collections::VecDeque<(NodeId, Attach, IceCredentials)>,
     /// ICE credentials (ufrag, password) of our Attaches, newest last, for the driver.
     ice_issued: VecDeque<IceCredentials>,
     /// Our credentials in the Attach requests still in flight, by transaction id.
@@ -1120,6 +1120,11 @@ impl Node {
     /// The next Attach request we answered: the requester and its Attach (the driver lets
     /// ICE checks and NAT pinholes go towards its candidates). At most 64 are kept.
     pub fn poll_attach_answered(&mut self) -> Option<(NodeId, Attach)> {
+        self.attach_answered.pop_front().map(|(n, a, _)| (n, a))
+    }
+
+    /// As [`Node::poll_attach_answered`], with our ICE credentials in that answer.
+    pub fn poll_attach_answered_ice(&mut self) -> Option<(NodeId, Attach, IceCredentials)> {
         self.attach_answered.pop_front()
     }
 
@@ -1818,20 +1823,21 @@ impl Node {
                 time: now.0,
             },
             Body::AttachReq(a) => {
+                let ans = self.attach_body(false, false);
+                let creds = (ans.ufrag.clone(), ans.password.clone());
                 if self.attach_answered.len() >= 64 {
                     self.attach_answered.pop_front();
                 }
-                self.attach_answered.push_back((sender, a.clone()));
+                self.attach_answered
+                    .push_back((sender, a.clone(), creds.clone()));
                 if a.send_update {
                     // Sent once the link is up, and never before this answer.
                     self.want_update_on_link.insert(sender);
                 }
-                let ans = self.attach_body(false, false);
                 if self.local_ice.len() >= 1024 {
                     self.local_ice.pop_first();
                 }
-                self.local_ice
-                    .insert(sender, (ans.ufrag.clone(), ans.password.clone()));
+                self.local_ice.insert(sender, creds);
                 Body::AttachAns(ans)
             }
             Body::JoinReq(joining) => {
