@@ -41,6 +41,8 @@
 //! we do not originate checks from them); each retransmission of a check is a new STUN
 //! transaction; links with no Attach behind them (the first link to a bootstrap peer) have no
 //! session, so only Binding indications; AppAttach still carries Node-ID-derived credentials.
+//! Crossing Attaches (both peers controlling in their own session, both nominating) are
+//! settled in the driver: the lower Node-ID defers its DTLS handshake.
 
 use super::dtls::StunVerdict;
 use super::turn::UdpOut;
