@@ -49,8 +49,19 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 pub type Routes = Arc<Mutex<HashMap<(SocketAddr, bool), mpsc::Sender<Vec<u8>>>>>;
 
 /// A handler for STUN datagrams the mux receives (ICE checks): sender, datagram, whether it
-/// came through our TURN relay; returns true if it took it.
-pub type StunHook = Arc<dyn Fn(SocketAddr, &[u8], bool) -> bool + Send + Sync>;
+/// came through our TURN relay; says what to do with it.
+pub type StunHook = Arc<dyn Fn(SocketAddr, &[u8], bool) -> StunVerdict + Send + Sync>;
+
+/// What the [`StunHook`] did with a STUN datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StunVerdict {
+    /// Not for the hook: plain Binding requests get the STUN server answer.
+    Pass,
+    /// Consumed.
+    Taken,
+    /// Consumed; send this answer back the way the datagram came.
+    Reply(Vec<u8>),
+}
 
 /// What the mux and the DTLS link tasks tell the driver.
 #[derive(Debug)]
@@ -267,10 +278,13 @@ pub async fn run_mux(
         }
         match d.first() {
             Some(0..=3) => {
-                if let Some(h) = &stun
-                    && h(from, d, via_relay)
-                {
-                    continue;
+                match stun.as_ref().map(|h| h(from, d, via_relay)) {
+                    Some(StunVerdict::Taken) => continue,
+                    Some(StunVerdict::Reply(r)) => {
+                        let _ = out.send_via(&r, from, via_relay).await;
+                        continue;
+                    }
+                    _ => {}
                 }
                 if let Some(resp) = stun_binding_response(d, from) {
                     let _ = out.send_via(&resp, from, via_relay).await;
@@ -323,6 +337,9 @@ pub struct LinkParams {
     pub routes: Routes,
     /// The peer reaches us through our TURN relay.
     pub via_relay: bool,
+    /// The ICE session whose pair this link uses (our ufrag): consent checks (RFC 7675)
+    /// run on it; `None` (no Attach behind the link): Binding indications only.
+    pub consent: Option<(super::ice::SharedIce, Vec<u8>)>,
 }
 
 /// One message being delivered by stop-and-wait.
@@ -431,6 +448,10 @@ async fn link_loop(
     let mut failing = false;
     let mut closed_outgoing = false;
     let mut last_tx = Instant::now();
+    // RFC 7675: a consent check every 5 s (+-20 %); consent lapses 30 s after the last
+    // authenticated answer.
+    let mut consent_next = Instant::now() + super::ice::consent_interval();
+    let mut consent_ok = Instant::now();
     loop {
         let dtls_wake: Option<Instant>;
         // Drain dimpl.
@@ -492,6 +513,7 @@ async fn link_loop(
                 && dtls_connected(&dtls)
             {
                 up = true;
+                consent_ok = Instant::now();
                 if reports.send(Report::Up { link, peer: pe }).await.is_err() {
                     return Ok("node stopped".into());
                 }
@@ -606,6 +628,9 @@ async fn link_loop(
             earliest(started + HANDSHAKE);
         } else {
             earliest(last_tx + KEEPALIVE);
+            if p.consent.is_some() {
+                earliest(consent_next);
+            }
         }
         let sleep = async {
             match wake {
@@ -650,6 +675,29 @@ async fn link_loop(
             },
             _ = sleep => {
                 let now = Instant::now();
+                if up
+                    && now >= consent_next
+                    && let Some((ice, ufrag)) = &p.consent
+                {
+                    consent_next = now + super::ice::consent_interval();
+                    let (req, fresh) = match ice.lock() {
+                        Ok(mut s) => (
+                            s.check_request(ufrag, p.addr, p.via_relay, false, now),
+                            s.last_answer(ufrag, p.addr),
+                        ),
+                        Err(_) => (None, None),
+                    };
+                    if let Some(t) = fresh {
+                        consent_ok = consent_ok.max(t);
+                    }
+                    if let Some(r) = req {
+                        if now.duration_since(consent_ok) > super::ice::CONSENT_TIMEOUT {
+                            return Ok("ICE consent expired (RFC 7675)".into());
+                        }
+                        let _ = p.sock.send_via(&r, p.addr, p.via_relay).await;
+                        last_tx = now;
+                    }
+                }
                 if up && now >= last_tx + KEEPALIVE {
                     let _ = p.sock.send_via(&super::ice::binding_indication(), p.addr, p.via_relay).await;
                     last_tx = now;

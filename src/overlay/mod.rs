@@ -439,6 +439,7 @@ pub async fn start(
         ice: ice_state,
         host,
         srflx_seen: None,
+        attached_by: HashMap::new(),
         relay,
         relayed_seen: None,
         udp,
@@ -603,6 +604,8 @@ struct Driver {
     ice: ice::SharedIce,
     host: SocketAddr,
     srflx_seen: Option<SocketAddr>,
+    /// Peers whose Attach we answered lately (crossing Attaches: see `Report::Checked`).
+    attached_by: HashMap<NodeId, std::time::Instant>,
     relay: Option<Arc<turn::Relay>>,
     relayed_seen: Option<SocketAddr>,
     udp: Arc<turn::UdpOut>,
@@ -870,7 +873,18 @@ impl Driver {
                     .set_local_candidates(ice::local_candidates(self.host, srflx, relayed));
             }
         }
-        while let Some((_, a)) = self.node.poll_attach_answered() {
+        // Sessions for the credentials of the Attaches about to go out, so the checks
+        // coming back verify.
+        while let Some((ufrag, pwd)) = self.node.poll_ice_credentials() {
+            if let Ok(mut s) = self.ice.lock() {
+                s.add_session(ice::Creds { ufrag, pwd });
+            }
+        }
+        while let Some((peer, a, (ufrag, _))) = self.node.poll_attach_answered_ice() {
+            if self.attached_by.len() >= 1024 {
+                self.attached_by.clear();
+            }
+            self.attached_by.insert(peer, std::time::Instant::now());
             let targets: Vec<SocketAddr> = a
                 .candidates
                 .iter()
@@ -878,8 +892,30 @@ impl Driver {
                 .map(|c| c.addr)
                 .collect();
             self.permit(&targets);
-            if !targets.is_empty() {
-                tokio::spawn(ice::punch(self.udp.clone(), targets));
+            if targets.is_empty() || self.cfg.link != LinkProtocol::Dtls {
+                continue;
+            }
+            // The answerer's half of ICE: controlled, checks towards the requester's
+            // candidates (which also opens our NAT towards it).
+            let remote = ice::Creds {
+                ufrag: a.ufrag.clone(),
+                pwd: a.password.clone(),
+            };
+            if self
+                .ice
+                .lock()
+                .is_ok_and(|mut s| s.set_remote(&ufrag, remote, false))
+            {
+                let agent = ice::IceAgent::new(self.udp.clone(), self.ice.clone());
+                let cands = a.candidates.clone();
+                tokio::spawn(async move {
+                    if let Some(n) = agent.run(ufrag, cands, Duration::from_secs(6)).await {
+                        tracing::debug!(
+                            "ICE: {n} nominated by Node-ID {}",
+                            hex::encode(peer.to_array())
+                        );
+                    }
+                });
             }
         }
         while let Some(o) = self.node.poll_output() {
@@ -975,10 +1011,23 @@ impl Driver {
             (LinkProtocol::Dtls, Some(p)) if has_dtls => {
                 let addrs: Vec<SocketAddr> = cands.iter().map(|c| c.addr).collect();
                 self.permit(&addrs);
+                // The requester's half: controlling, it nominates (RFC 6940 6.5.1.9).
+                let remote = self.node.remote_attach(p).map(|a| ice::Creds {
+                    ufrag: a.ufrag.clone(),
+                    pwd: a.password.clone(),
+                });
+                let session = self.node.local_ice(p).map(|(u, _)| u.clone()).filter(|u| {
+                    remote.clone().is_some_and(|r| {
+                        self.ice.lock().is_ok_and(|mut s| s.set_remote(u, r, true))
+                    })
+                });
                 let agent = ice::IceAgent::new(self.udp.clone(), self.ice.clone());
                 let tx = self.dtls_tx.clone();
                 tokio::spawn(async move {
-                    let nominated = agent.check(&cands, Duration::from_secs(5)).await;
+                    let nominated = match session {
+                        Some(u) => agent.run(u, cands, Duration::from_secs(5)).await,
+                        None => None,
+                    };
                     let _ = tx
                         .send(dtls::Report::Checked {
                             peer: p,
@@ -1272,6 +1321,12 @@ impl Driver {
             sock: self.udp.clone(),
             routes: self.routes.clone(),
             via_relay,
+            consent: self
+                .ice
+                .lock()
+                .ok()
+                .and_then(|mut s| s.bind_link(addr))
+                .map(|u| (self.ice.clone(), u)),
         };
         let span = tracing::info_span!("link", id = link.0, %addr, dir = if active { "out" } else { "in" }, proto = "dtls");
         let task =
@@ -1339,6 +1394,31 @@ impl Driver {
                 fallback,
                 addr,
             } => match (nominated, fallback) {
+                // Crossing Attaches: both sides nominated and would both start a DTLS
+                // handshake as client on the same address pair (glare). The side with the
+                // lower Node-ID waits a little, so the other's ClientHello arrives first and
+                // its link is the one that comes up.
+                (Some(a), _)
+                    if self.identity.node_id < peer
+                        && self
+                            .attached_by
+                            .remove(&peer)
+                            .is_some_and(|t| t.elapsed() < Duration::from_secs(10)) =>
+                {
+                    tracing::debug!("ICE: crossing Attaches with {a}: DTLS handshake deferred");
+                    let tx = self.dtls_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        let _ = tx
+                            .send(dtls::Report::Checked {
+                                peer,
+                                nominated,
+                                fallback,
+                                addr,
+                            })
+                            .await;
+                    });
+                }
                 (Some(a), _) => {
                     tracing::info!(
                         "ICE: nominated {a} for Node-ID {}",

@@ -348,8 +348,8 @@ fn wireshark_decodes_every_method_without_malformed_packets() {
     let work = tempfile::tempdir().unwrap();
     let keys = work.path().join("keys.log");
     let pcap = work.path().join("cap.pcapng");
-    // Three TLS nodes and a fourth that opens its links over DTLS (its STUN checks and
-    // keepalives share the UDP port).
+    // In fact two TLS nodes and two DTLS ones (the third and the fourth), so that ICE
+    // checks, consent checks and keepalives run between the DTLS ones on the UDP port.
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     let filter = ports
         .iter()
@@ -403,7 +403,7 @@ fn wireshark_decodes_every_method_without_malformed_packets() {
         let dir = tempfile::tempdir().unwrap();
         let boot = nodes.first().map(|f| f.overlay);
         let enroll = nodes.first().and_then(|f| f.enroll);
-        let link = if i == 3 { "dtls" } else { "tls" };
+        let link = if i >= 2 { "dtls" } else { "tls" };
         let cfg = node_config_link(&user, *port, boot, enroll, link);
         std::fs::write(dir.path().join("config.yaml"), cfg).unwrap();
         let mut p = NodeProc::start_in_env(dir, &[], &env);
@@ -549,6 +549,18 @@ fn wireshark_decodes_every_method_without_malformed_packets() {
     );
     let stun = decode("stun", true);
     assert!(!stun.trim().is_empty(), "no STUN decoded");
+    // ICE checks (RFC 8445): USERNAME, PRIORITY, tie-breaker, MESSAGE-INTEGRITY and a
+    // FINGERPRINT that Wireshark verifies.
+    let checks = decode(
+        "stun.att.username && stun.att.hmac && stun.att.priority && stun.att.tie-breaker",
+        true,
+    );
+    assert!(!checks.trim().is_empty(), "no ICE check decoded:\n{stun}");
+    let bad_crc = decode("stun.att.crc32.bad || stun.att.crc32.status == 2", true);
+    assert!(
+        bad_crc.trim().is_empty(),
+        "bad STUN FINGERPRINT:\n{bad_crc}"
+    );
     eprintln!(
         "wireshark: {} DTLS handshake, {} RELOAD-over-DTLS and {} STUN packets decoded",
         dtls.lines().count(),

@@ -405,6 +405,9 @@ struct Pending {
     via_link: Option<LinkId>,
 }
 
+/// ICE short-term credentials of an Attach: ufrag and password.
+pub type IceCredentials = (Vec<u8>, Vec<u8>);
+
 /// An answer kept for duplicate requests: expiry, code, body, certificates it needs.
 type CachedAnswer = (Time, u16, Vec<u8>, Vec<Vec<u8>>);
 
@@ -444,7 +447,14 @@ pub struct Node {
     /// The Attach answers behind our Connects (for ICE in the driver).
     remote_attaches: BTreeMap<NodeId, Attach>,
     /// Attach requests we answered, for the driver.
-    attach_answered: std::collections::VecDeque<(NodeId, Attach)>,
+    attach_answered: std::collections::VecDeque<(NodeId, Attach, IceCredentials)>,
+    /// ICE credentials (ufrag, password) of our Attaches, newest last, for the driver.
+    ice_issued: VecDeque<IceCredentials>,
+    /// Our credentials in the Attach requests still in flight, by transaction id.
+    ice_by_txid: VecDeque<(u64, IceCredentials)>,
+    /// Our credentials in the Attach exchange behind each peer's link (requests answered
+    /// and answers received).
+    local_ice: BTreeMap<NodeId, IceCredentials>,
     want_update_on_link: BTreeSet<NodeId>,
     finger_wait: BTreeMap<NodeId, Vec<usize>>,
     dead: BTreeMap<NodeId, Time>,
@@ -538,6 +548,9 @@ impl Node {
             attaching: BTreeSet::new(),
             remote_attaches: BTreeMap::new(),
             attach_answered: std::collections::VecDeque::new(),
+            ice_issued: VecDeque::new(),
+            ice_by_txid: VecDeque::new(),
+            local_ice: BTreeMap::new(),
             want_update_on_link: BTreeSet::new(),
             finger_wait: BTreeMap::new(),
             dead: BTreeMap::new(),
@@ -1046,13 +1059,23 @@ impl Node {
 
     // ----------------------------------------------------------------- sending
 
-    fn attach_body(&self, request: bool, send_update: bool) -> Attach {
+    fn attach_body(&mut self, request: bool, send_update: bool) -> Attach {
+        // RFC 8445 5.3: fresh random credentials per ICE session (every Attach), at least
+        // 24 bits of ufrag and 128 bits of password; ice-chars so they also fit SDP.
         let (ufrag, password) = self.cfg.ice_credentials.clone().unwrap_or_else(|| {
-            (
-                self.me.to_array()[..4].to_vec(),   // ok: 16-byte array
-                self.me.to_array()[4..12].to_vec(), // ok: 16-byte array
-            )
+            const ICE_CHARS: &[u8] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let mut pick = |n: usize| -> Vec<u8> {
+                (0..n)
+                    .map(|_| ICE_CHARS[self.rng.random_range(0..ICE_CHARS.len())]) // ok: index < len
+                    .collect()
+            };
+            (pick(8), pick(24))
         });
+        if self.ice_issued.len() >= 256 {
+            self.ice_issued.pop_front();
+        }
+        self.ice_issued.push_back((ufrag.clone(), password.clone()));
         Attach {
             ufrag,
             password,
@@ -1082,9 +1105,26 @@ impl Node {
         self.remote_attaches.get(&peer)
     }
 
+    /// The next ICE credentials (ufrag, password) one of our Attaches carries: the driver
+    /// takes them before sending the Attach, to verify the checks that come back.
+    pub fn poll_ice_credentials(&mut self) -> Option<(Vec<u8>, Vec<u8>)> {
+        self.ice_issued.pop_front()
+    }
+
+    /// Our ICE credentials (ufrag, password) in the Attach exchange with `peer` (the request
+    /// we answered, or our request it answered).
+    pub fn local_ice(&self, peer: NodeId) -> Option<&(Vec<u8>, Vec<u8>)> {
+        self.local_ice.get(&peer)
+    }
+
     /// The next Attach request we answered: the requester and its Attach (the driver lets
     /// ICE checks and NAT pinholes go towards its candidates). At most 64 are kept.
     pub fn poll_attach_answered(&mut self) -> Option<(NodeId, Attach)> {
+        self.attach_answered.pop_front().map(|(n, a, _)| (n, a))
+    }
+
+    /// As [`Node::poll_attach_answered`], with our ICE credentials in that answer.
+    pub fn poll_attach_answered_ice(&mut self) -> Option<(NodeId, Attach, IceCredentials)> {
         self.attach_answered.pop_front()
     }
 
@@ -1115,6 +1155,13 @@ impl Node {
     ) -> u64 {
         let txid: u64 = self.rng.random();
         let rest = self.encode_signed(txid, body);
+        if let Body::AttachReq(a) = body {
+            if self.ice_by_txid.len() >= 256 {
+                self.ice_by_txid.pop_front();
+            }
+            self.ice_by_txid
+                .push_back((txid, (a.ufrag.clone(), a.password.clone())));
+        }
         let target = match dest.last() {
             Some(Dest::Node(n)) if *n != NodeId::WILDCARD => Some(*n),
             _ => None,
@@ -1776,15 +1823,22 @@ impl Node {
                 time: now.0,
             },
             Body::AttachReq(a) => {
+                let ans = self.attach_body(false, false);
+                let creds = (ans.ufrag.clone(), ans.password.clone());
                 if self.attach_answered.len() >= 64 {
                     self.attach_answered.pop_front();
                 }
-                self.attach_answered.push_back((sender, a.clone()));
+                self.attach_answered
+                    .push_back((sender, a.clone(), creds.clone()));
                 if a.send_update {
                     // Sent once the link is up, and never before this answer.
                     self.want_update_on_link.insert(sender);
                 }
-                Body::AttachAns(self.attach_body(false, false))
+                if self.local_ice.len() >= 1024 {
+                    self.local_ice.pop_first();
+                }
+                self.local_ice.insert(sender, creds);
+                Body::AttachAns(ans)
             }
             Body::JoinReq(joining) => {
                 // Signed by the joining peer and received over its own connection (6.4.2.1).
@@ -2125,6 +2179,18 @@ impl Node {
 
     fn handle_answer(&mut self, now: Time, p: Pending, signer: &Signer, hops: u32, body: Body) {
         let responder = signer.node_ids.first().copied().unwrap_or(NodeId::INVALID);
+        if let Body::AttachAns(_) = &body
+            && let Some(i) = self
+                .ice_by_txid
+                .iter()
+                .position(|(t, _)| *t == p.header.transaction_id)
+            && let Some((_, creds)) = self.ice_by_txid.remove(i)
+        {
+            if self.local_ice.len() >= 1024 {
+                self.local_ice.pop_first();
+            }
+            self.local_ice.insert(responder, creds);
+        }
         match p.purpose {
             Purpose::App(req) => {
                 let result = match body {

@@ -1087,3 +1087,35 @@ fn older_configuration_gets_config_update() {
         }))
     ));
 }
+
+// ICE credentials (RFC 8445 5.3, RFC 6940 6.5.1)
+
+#[test]
+fn every_attach_carries_fresh_random_ice_credentials() {
+    let mut net = three();
+    let mut seen = BTreeSet::new();
+    for n in net.nodes.iter_mut() {
+        while let Some((u, p)) = n.poll_ice_credentials() {
+            assert_eq!((u.len(), p.len()), (8, 24));
+            assert!(
+                u.iter()
+                    .chain(&p)
+                    .all(|c| c.is_ascii_alphanumeric() || b"+/".contains(c))
+            );
+            assert!(seen.insert(u), "ufrag reused");
+        }
+    }
+    assert!(seen.len() >= 4, "{} Attaches", seen.len());
+    // Each side keeps the credentials of the exchange behind its links.
+    let mut kept = 0;
+    for i in 0..3 {
+        for j in 0..3 {
+            let b = net.nodes[j].id();
+            if let Some((u, _)) = net.nodes[i].local_ice(b) {
+                assert!(seen.contains(u), "kept credentials were issued");
+                kept += 1;
+            }
+        }
+    }
+    assert!(kept >= 2, "{kept}");
+}
