@@ -329,7 +329,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Captures a 4-node overlay with tshark (three nodes open TLS links, the fourth DTLS links),
+/// Captures a 4-node overlay with tshark (two nodes open TLS links, two DTLS links),
 /// decrypts the TLS and DTLS links with the nodes' key log and checks that Wireshark's RELOAD
 /// dissector decodes every message, the DTLS handshakes and STUN decode, and nothing is
 /// malformed. Robust under load: waits until dumpcap reports it is capturing, captures with a
@@ -348,8 +348,8 @@ fn wireshark_decodes_every_method_without_malformed_packets() {
     let work = tempfile::tempdir().unwrap();
     let keys = work.path().join("keys.log");
     let pcap = work.path().join("cap.pcapng");
-    // In fact two TLS nodes and two DTLS ones (the third and the fourth), so that ICE
-    // checks, consent checks and keepalives run between the DTLS ones on the UDP port.
+    // Two DTLS nodes (the third and the fourth), so that ICE checks, consent checks and
+    // keepalives run between them on the UDP port.
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     let filter = ports
         .iter()
