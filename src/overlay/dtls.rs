@@ -32,8 +32,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// Largest RELOAD message sent in one DTLS record (a record holds at most 2^14 bytes;
-/// RELOAD's forwarding-layer fragmentation is not implemented).
+/// Largest RELOAD message sent in one DTLS record (a record holds at most 2^14 bytes); the
+/// engine fragments larger ones to this size (the driver's `link_mtu`).
 pub const MAX_DTLS_MESSAGE: usize = 16_000;
 /// Sends of one message before the link is given up (RFC 6940 6.6.3.1).
 const MAX_SENDS: u32 = 5;

@@ -388,6 +388,10 @@ pub async fn start(
         // Timers suited to a LAN of desk phones (the defaults are for the Internet).
         update_interval_ms: 60_000,
         finger_ping_interval_ms: 300_000,
+        // A DTLS record carries one RELOAD message of at most this size; larger ones (a
+        // replica hand-over, a big Fetch answer) are fragmented by the engine (RFC 6940 6.7)
+        // on every link, TLS ones too, so the same message can cross any link.
+        link_mtu: dtls::MAX_DTLS_MESSAGE,
         ..NodeConfig::default()
     };
     // One X.509 provider (reload::crypto::x509); the engine's time is Unix ms, so epoch 0.
