@@ -185,6 +185,31 @@ pub struct OverlaySection {
     /// TURN server ("IP:port", UDP, anonymous allocations) for a relayed candidate on DTLS
     /// links; empty: none.
     pub turn_server: String,
+    /// TURN-SERVICE usage (RFC 6940 9): advertise a TURN server, find one through the overlay.
+    pub turn_service: TurnServiceSection,
+}
+
+/// `overlay.turn_service:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnServiceSection {
+    /// TURN server ("IP:port", UDP, anonymous allocations) this node advertises; empty: none.
+    pub advertise: String,
+    /// Find a TURN server through the overlay when behind a NAT with DTLS links and no
+    /// `turn_server`.
+    pub discover: bool,
+    /// Turn density: advertisements per TURN server (1..=20).
+    pub density: u32,
+}
+
+impl Default for TurnServiceSection {
+    fn default() -> Self {
+        Self {
+            advertise: String::new(),
+            discover: true,
+            density: 5,
+        }
+    }
 }
 
 /// `overlay.enrollment:` section (docs/SECURITY.md "Joining with a password").
@@ -244,6 +269,7 @@ impl Default for OverlaySection {
             enrollment: EnrollmentSection::default(),
             link: "tls".into(),
             turn_server: String::new(),
+            turn_service: TurnServiceSection::default(),
         }
     }
 }
@@ -397,6 +423,8 @@ pub struct Loaded {
     pub link: crate::overlay::LinkProtocol,
     /// Parsed `overlay.turn_server`.
     pub turn_server: Option<SocketAddr>,
+    /// Parsed `overlay.turn_service`.
+    pub turn_service: crate::overlay::turn_service::TurnServiceConfig,
 }
 
 impl Loaded {
@@ -637,6 +665,28 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
         .first()
         .copied()
     };
+    let ts = &config.overlay.turn_service;
+    let turn_service = crate::overlay::turn_service::TurnServiceConfig {
+        advertise: if ts.advertise.is_empty() {
+            None
+        } else {
+            addrs(
+                std::slice::from_ref(&ts.advertise),
+                "overlay.turn_service.advertise",
+                &mut problems,
+            )
+            .first()
+            .copied()
+        },
+        discover: ts.discover,
+        density: ts.density,
+    };
+    if !(1..=20).contains(&ts.density) {
+        problems.push(Problem {
+            key: "overlay.turn_service.density".into(),
+            message: format!("expected 1 to 20 (NODE-MULTIPLE's maximum); found {}", ts.density),
+        });
+    }
     let d = &config.overlay.discovery;
     let discovery = if d.enabled {
         let group = d
@@ -683,6 +733,7 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
         discovery,
         link,
         turn_server,
+        turn_service,
     })
 }
 

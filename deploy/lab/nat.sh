@@ -23,8 +23,11 @@
 # /tmp/p2psip-nat), PREFIX (namespace name prefix, default p2l), SYMMETRIC=1 (NATs map every
 # destination to a new random port, i.e. symmetric NAT: direct links between h1 and h2 then
 # fail and their traffic is routed through the overlay), TURN=1 (start Debian's coturn on o3,
-# 10.77.0.13:3478, anonymous allocations, and give h1 and h2 `overlay.turn_server`: they then
-# offer relayed candidates, and with SYMMETRIC=1 their direct link runs through the relay).
+# 10.77.0.13:3478, anonymous allocations; o3's node advertises it in the overlay
+# (`overlay.turn_service.advertise`, RFC 6940 TURN-SERVICE) and h1 and h2, which see that they
+# are behind NATs, find it there: they then offer relayed candidates, and with SYMMETRIC=1
+# their direct link runs through the relay), TURN_CONFIGURED=1 (with TURN=1: give h1 and h2
+# `overlay.turn_server` by hand instead of the overlay discovery).
 set -euo pipefail
 
 LAB_DIR=${LAB_DIR:-/tmp/p2psip-nat}
@@ -85,8 +88,12 @@ net_up() {
   done
 }
 
-turn_for() { # the TURN server of host $1 (NATed hosts, with TURN=1)
-  if [[ "${TURN:-0}" == 1 && $1 == h* ]]; then echo "10.77.0.13:3478"; fi
+turn_for() { # the configured TURN server of host $1 (NATed hosts, with TURN_CONFIGURED=1)
+  if [[ "${TURN:-0}" == 1 && "${TURN_CONFIGURED:-0}" == 1 && $1 == h* ]]; then echo "10.77.0.13:3478"; fi
+}
+
+advertise_for() { # the TURN server host $1 advertises in the overlay (o3, with TURN=1)
+  if [[ "${TURN:-0}" == 1 && "${TURN_CONFIGURED:-0}" != 1 && $1 == o3 ]]; then echo "10.77.0.13:3478"; fi
 }
 
 turn_up() {
@@ -112,6 +119,7 @@ overlay:
   listen: "$(ip_of "$h"):6084"
   link: dtls
   turn_server: "$(turn_for "$h")"
+  turn_service: {advertise: "$(advertise_for "$h")"}
   bootstrap: [$boot]
   discovery: {enabled: false}
 sip:

@@ -15,6 +15,7 @@ pub mod dtls;
 pub mod ice;
 pub mod link;
 pub mod turn;
+pub mod turn_service;
 
 use crate::pki::local::Identity;
 use link::LinkEvent;
@@ -57,6 +58,8 @@ pub struct OverlayConfig {
     pub link: LinkProtocol,
     /// TURN server for a relayed candidate (DTLS links only), if any.
     pub turn_server: Option<SocketAddr>,
+    /// TURN-SERVICE usage: advertising a TURN server, discovering one (RFC 6940 9).
+    pub turn_service: turn_service::TurnServiceConfig,
 }
 
 /// The overlay link protocol a node uses for the links it opens (RFC 6940 6.6).
@@ -90,6 +93,11 @@ enum Command {
     Fetch {
         resource: ResourceId,
         specifiers: Vec<(KindId, Selector)>,
+        reply: oneshot::Sender<Result<Outcome, RequestError>>,
+    },
+    Find {
+        resource: ResourceId,
+        kinds: Vec<KindId>,
         reply: oneshot::Sender<Result<Outcome, RequestError>>,
     },
     Ping {
@@ -204,6 +212,22 @@ impl OverlayHandle {
         .map_err(HandleError::Request)
     }
 
+    /// Finds the closest stored Resource-ID of each of `kinds` at the peer responsible for
+    /// `resource` (RFC 6940 7.4.4 Find); the engine's outcome ([`Outcome::Found`]).
+    pub async fn find(
+        &self,
+        resource: ResourceId,
+        kinds: Vec<KindId>,
+    ) -> Result<Outcome, HandleError> {
+        self.call(|reply| Command::Find {
+            resource,
+            kinds,
+            reply,
+        })
+        .await?
+        .map_err(HandleError::Request)
+    }
+
     /// Pings whatever node is responsible for the last entry of `dest` (RFC 6940 6.4.2.4);
     /// the engine's outcome and the overlay hops the answer took.
     pub async fn ping(&self, dest: Vec<Destination>) -> Result<(Outcome, u32), HandleError> {
@@ -292,8 +316,14 @@ pub async fn start(
 ) -> std::io::Result<(OverlayHandle, tokio::task::JoinHandle<()>)> {
     let (listener, udp) = bind_pair(cfg.listen).await?;
     let local_addr = listener.local_addr()?;
+    let discover_turn = cfg.link == LinkProtocol::Dtls
+        && cfg.turn_server.is_none()
+        && cfg.turn_service.discover
+        && cfg.turn_service.advertise.is_none();
     let relay = match (cfg.turn_server, cfg.link) {
         (Some(s), LinkProtocol::Dtls) => Some(Arc::new(turn::Relay::new(s))),
+        // The server is found through the overlay (turn_service::discover).
+        (None, LinkProtocol::Dtls) if discover_turn => Some(Arc::new(turn::Relay::pending())),
         _ => None,
     };
     let udp = Arc::new(turn::UdpOut {
@@ -431,6 +461,14 @@ pub async fn start(
         dtls_tx.clone(),
         Some(ice::stun_hook(ice_state.clone(), host)),
     ));
+    turn_service::spawn(
+        &cfg.turn_service,
+        handle.clone(),
+        joined_flag.clone(),
+        relay.clone().filter(|_| discover_turn).map(|r| (udp.clone(), r)),
+        ice_state.clone(),
+        host,
+    );
     let driver = Driver {
         ice: ice_state,
         host,
@@ -758,6 +796,23 @@ impl Driver {
                 let span =
                     tracing::debug_span!("overlay_tx", method = "fetch", resource = %resource);
                 let r = span.in_scope(|| self.node.fetch(t, resource, specifiers));
+                self.waiting.insert(
+                    r,
+                    Waiting {
+                        reply: ReplyTo::Plain(reply),
+                        started: std::time::Instant::now(),
+                        span,
+                    },
+                );
+            }
+            Command::Find {
+                resource,
+                kinds,
+                reply,
+            } => {
+                let span =
+                    tracing::debug_span!("overlay_tx", method = "find", resource = %resource);
+                let r = span.in_scope(|| self.node.find(t, resource, kinds));
                 self.waiting.insert(
                     r,
                     Waiting {

@@ -6,7 +6,9 @@
 //!
 //! Limits: no long-term credentials (the server must allow anonymous allocations, as the
 //! lab's coturn does with `--no-auth`), no ChannelBind (Send/Data indications only), UDP
-//! relays only. The node does not run a TURN server itself.
+//! relays only. The node does not run a TURN server itself. Without `overlay.turn_server`
+//! the relay starts without a server and [`super::turn_service`] sets the one it finds
+//! through the overlay's TURN-SERVICE usage.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -49,12 +51,15 @@ impl UdpOut {
         to: SocketAddr,
         via_relay: bool,
     ) -> std::io::Result<usize> {
-        if via_relay && let Some(r) = &self.relay {
+        if via_relay
+            && let Some(r) = &self.relay
+            && let Some(server) = r.server()
+        {
             let m = message(
                 SEND_INDICATION,
                 &[(ATTR_XOR_PEER, xor_addr(to)), (ATTR_DATA, d.to_vec())],
             );
-            return self.sock.send_to(&m, r.server).await;
+            return self.sock.send_to(&m, server).await;
         }
         self.sock.send_to(d, to).await
     }
@@ -63,8 +68,7 @@ impl UdpOut {
 /// State of our allocation on one TURN server.
 #[derive(Debug)]
 pub struct Relay {
-    /// The TURN server.
-    pub server: SocketAddr,
+    server: std::sync::OnceLock<SocketAddr>,
     relayed: Mutex<Option<SocketAddr>>,
     permitted: Mutex<HashMap<IpAddr, ()>>,
 }
@@ -72,11 +76,28 @@ pub struct Relay {
 impl Relay {
     /// No allocation yet.
     pub fn new(server: SocketAddr) -> Self {
+        let r = Self::pending();
+        r.set_server(server);
+        r
+    }
+
+    /// No server yet (it is found through the overlay, then set with [`Relay::set_server`]).
+    pub fn pending() -> Self {
         Self {
-            server,
+            server: std::sync::OnceLock::new(),
             relayed: Mutex::new(None),
             permitted: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The TURN server, once known.
+    pub fn server(&self) -> Option<SocketAddr> {
+        self.server.get().copied()
+    }
+
+    /// Sets the TURN server; false if one was already set (the first one stays).
+    pub fn set_server(&self, server: SocketAddr) -> bool {
+        self.server.set(server).is_ok()
     }
 
     /// The relayed transport address, once allocated.
@@ -108,13 +129,19 @@ impl Relay {
                     && let Ok(mut r) = self.relayed.lock()
                     && *r != Some(a)
                 {
-                    tracing::info!("TURN: relayed address {a} on {}", self.server);
+                    tracing::info!(
+                        "TURN: relayed address {a} on {}",
+                        self.server().map_or("?".into(), |s| s.to_string())
+                    );
                     *r = Some(a);
                 }
                 None
             }
             0x0113 => {
-                tracing::warn!("TURN: allocation refused by {}", self.server);
+                tracing::warn!(
+                    "TURN: allocation refused by {}",
+                    self.server().map_or("?".into(), |s| s.to_string())
+                );
                 None
             }
             _ => None,
@@ -130,8 +157,11 @@ impl Relay {
                 .collect(),
             Err(_) => return,
         };
-        if !new.is_empty() && self.relayed().is_some() {
-            let _ = out.sock.send_to(&permission(&new), self.server).await;
+        if !new.is_empty()
+            && self.relayed().is_some()
+            && let Some(server) = self.server()
+        {
+            let _ = out.sock.send_to(&permission(&new), server).await;
         }
     }
 }
@@ -145,7 +175,11 @@ fn permission(ips: &[IpAddr]) -> Vec<u8> {
 }
 
 /// Keeps the allocation (Allocate, then Refresh every 4 minutes; permissions re-sent).
+/// Returns at once if the relay has no server yet.
 pub async fn run(out: Arc<UdpOut>, relay: Arc<Relay>) {
+    let Some(server) = relay.server() else {
+        return;
+    };
     let transport = (ATTR_REQUESTED_TRANSPORT, vec![17, 0, 0, 0]);
     let mut wait = Duration::from_millis(200);
     while relay.relayed().is_none() {
@@ -153,7 +187,7 @@ pub async fn run(out: Arc<UdpOut>, relay: Arc<Relay>) {
             .sock
             .send_to(
                 &message(ALLOCATE, std::slice::from_ref(&transport)),
-                relay.server,
+                server,
             )
             .await;
         tokio::time::sleep(wait).await;
@@ -166,14 +200,14 @@ pub async fn run(out: Arc<UdpOut>, relay: Arc<Relay>) {
             .map(|p| p.keys().copied().collect())
             .unwrap_or_default();
         if !ips.is_empty() {
-            let _ = out.sock.send_to(&permission(&ips), relay.server).await;
+            let _ = out.sock.send_to(&permission(&ips), server).await;
         }
         tokio::time::sleep(Duration::from_secs(240)).await;
         let _ = out
             .sock
             .send_to(
                 &message(REFRESH, &[(ATTR_LIFETIME, 600u32.to_be_bytes().to_vec())]),
-                relay.server,
+                server,
             )
             .await;
     }

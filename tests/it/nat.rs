@@ -83,11 +83,13 @@ fn netns_permitted(probe: &str) -> bool {
 
 #[test]
 fn natted_nodes_link_directly_and_store_fetch() {
-    nat_lab("p2t", &[], "10.77.0.22:");
+    nat_lab("p2t", &[], "10.77.0.22:", &[]);
 }
 
 /// Both NATs symmetric and coturn on o3: the server-reflexive candidates are useless between
 /// h1 and h2, so their link runs through one of their TURN relays (10.77.0.13:49152-49999).
+/// Only o3's node knows the TURN server (`overlay.turn_service.advertise`); h1 and h2 have no
+/// `turn_server` and find it through the overlay (TURN-SERVICE, RFC 6940 9).
 #[test]
 fn natted_nodes_behind_symmetric_nats_link_through_a_turn_relay() {
     if Command::new("turnserver")
@@ -100,12 +102,21 @@ fn natted_nodes_behind_symmetric_nats_link_through_a_turn_relay() {
         eprintln!("SKIPPED: coturn is not installed (apt-get install coturn)");
         return;
     }
-    nat_lab("p2s", &[("SYMMETRIC", "1"), ("TURN", "1")], "10.77.0.13:4");
+    nat_lab(
+        "p2s",
+        &[("SYMMETRIC", "1"), ("TURN", "1")],
+        "10.77.0.13:4",
+        &[
+            ("o3", "advertising TURN server 10.77.0.13:3478 in the overlay"),
+            ("h1", "found TURN server 10.77.0.13:3478 through the overlay"),
+            ("h2", "found TURN server 10.77.0.13:3478 through the overlay"),
+        ],
+    );
 }
 
 /// Runs the lab with `env`; the link between h1 and h2 must use an address starting with
-/// `via` on one side.
-fn nat_lab(tag: &str, env: &[(&'static str, &'static str)], via: &str) {
+/// `via` on one side, and each (host, text) of `logs` must appear in that host's log.
+fn nat_lab(tag: &str, env: &[(&'static str, &'static str)], via: &str, logs: &[(&str, &str)]) {
     let prefix = format!("{tag}{}", std::process::id() % 100_000);
     if !netns_permitted(&format!("{prefix}-probe")) {
         eprintln!(
@@ -188,6 +199,10 @@ fn nat_lab(tag: &str, env: &[(&'static str, &'static str)], via: &str) {
         a12.starts_with(via) || a21.starts_with(via),
         "h1 sees h2 at {a12}, h2 sees h1 at {a21}; expected {via}*"
     );
+    for (h, text) in logs {
+        let log = std::fs::read_to_string(lab.dir.path().join(h).join("log")).unwrap_or_default();
+        assert!(log.contains(text), "{h}'s log lacks {text:?}");
+    }
     // Store at each NATed node; fetch everywhere.
     for h in ["h1", "h2"] {
         wait_for(&format!("store at {h}"), Duration::from_secs(30), || {
