@@ -34,6 +34,8 @@ pub enum Command {
     Decode(crate::decode_cmd::DecodeArgs),
     /// Overlay diagnostics (RFC 7851) through a running node: ping, path, info.
     Diag(crate::diag_cmd::DiagArgs),
+    /// Service discovery (ReDiR, RFC 7374) through a running node: register, lookup.
+    Service(crate::service_cmd::ServiceArgs),
     /// Overlay CA tools: create a CA and configuration, run the enrollment server.
     Ca {
         /// What to do.

@@ -34,6 +34,39 @@ pub struct Config {
     pub trunks: Vec<crate::pstn::config::TrunkEntry>,
     /// Dial plan for calls to telephone numbers (docs/PSTN.md).
     pub dialplan: crate::pstn::config::DialplanSection,
+    /// Service discovery (ReDiR, RFC 7374).
+    pub services: ServicesSection,
+}
+
+/// `services:` section: ReDiR (RFC 7374) namespaces and tree parameters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServicesSection {
+    /// Namespaces this node registers in at start (e.g. `pstn-gateway`, `turn-server`).
+    pub register: Vec<String>,
+    /// Branching factor of the ReDiR tree (>= 2; the same at every node).
+    pub branching_factor: u32,
+    /// Level where registrations and lookups start (the same at every node).
+    pub starting_level: u16,
+    /// Deepest level a registration descends to.
+    pub max_level: u16,
+    /// Lifetime of a stored registration, seconds.
+    pub lifetime: u32,
+    /// Seconds between refreshes of this node's registrations (below `lifetime`).
+    pub refresh: u64,
+}
+
+impl Default for ServicesSection {
+    fn default() -> Self {
+        Self {
+            register: Vec::new(),
+            branching_factor: 10,
+            starting_level: 2,
+            max_level: 16,
+            lifetime: 300,
+            refresh: 120,
+        }
+    }
 }
 
 /// `admin:` section.
@@ -185,6 +218,8 @@ pub struct OverlaySection {
     /// TURN server ("IP:port", UDP, anonymous allocations) for a relayed candidate on DTLS
     /// links; empty: none.
     pub turn_server: String,
+    /// Derive the Chord stabilization interval from the estimated churn (RFC 7363).
+    pub self_tuning: bool,
     /// TURN-SERVICE usage (RFC 6940 9): advertise a TURN server, find one through the overlay.
     pub turn_service: TurnServiceSection,
 }
@@ -270,6 +305,7 @@ impl Default for OverlaySection {
             link: "tls".into(),
             turn_server: String::new(),
             turn_service: TurnServiceSection::default(),
+            self_tuning: false,
         }
     }
 }
@@ -541,6 +577,19 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
                 "expected a domain name such as p2psip.local; found {:?}",
                 config.sip.domain
             ),
+        });
+    }
+    let sv = &config.services;
+    if sv.branching_factor < 2
+        || sv.starting_level > sv.max_level
+        || sv.lifetime == 0
+        || sv.refresh == 0
+        || sv.refresh >= u64::from(sv.lifetime)
+        || sv.register.iter().any(|n| n.is_empty() || n.len() > 255)
+    {
+        problems.push(Problem {
+            key: "services".into(),
+            message: "expected branching_factor >= 2, starting_level <= max_level, 0 < refresh < lifetime, and namespaces of 1 to 255 bytes".into(),
         });
     }
     let r = &config.registrar;

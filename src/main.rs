@@ -11,6 +11,8 @@ mod decode_cmd;
 mod diag_cmd;
 mod forward_cmd;
 mod pki;
+mod redir;
+mod service_cmd;
 mod sim_cmd;
 mod telemetry;
 
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Decode(args)) => decode_cmd::run(args),
         Some(cli::Command::Diag(args)) => diag_cmd::run(args),
         Some(cli::Command::Forward(args)) => forward_cmd::run(args),
+        Some(cli::Command::Service(args)) => service_cmd::run(args),
         Some(cli::Command::User { cmd }) => match config::load(cli.config.as_deref()) {
             Ok(l) => gateway::users::run(&l, cmd),
             Err(e) => {

@@ -102,6 +102,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
             link: loaded.link,
             turn_server: loaded.turn_server,
             turn_service: loaded.turn_service.clone(),
+            self_tuning: c.overlay.self_tuning,
         },
         identity.clone(),
     )
@@ -110,6 +111,24 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
         what: "overlay listener",
         source: e,
     })?;
+    // Service discovery (ReDiR, RFC 7374): register the configured namespaces and refresh.
+    let sv = &c.services;
+    let redir = crate::redir::Redir::new(
+        overlay.clone(),
+        crate::redir::RedirSettings {
+            branching: sv.branching_factor,
+            starting_level: sv.starting_level,
+            max_level: sv.max_level,
+            lifetime: sv.lifetime,
+            refresh: sv.refresh,
+        },
+    );
+    // A node that bridges trunks is a provider of `pstn-gateway` (found with ReDiR).
+    let mut namespaces = sv.register.clone();
+    if !c.trunks.is_empty() && !namespaces.iter().any(|n| n == "pstn-gateway") {
+        namespaces.push("pstn-gateway".to_owned());
+    }
+    redir.spawn_refresh(&namespaces);
     let publisher = gateway::publish::Publisher::new(overlay.clone());
     let live_calls = gateway::LiveCalls::default();
     let sip_metrics = gateway::metrics::SipMetrics::default();
@@ -132,6 +151,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
                     Some(r) => reload_users(&l, r, "POST /users/reload"),
                     None => Err("the registrar is not up yet".into()),
                 })),
+                redir: Some(redir.clone()),
             },
             overlay.clone(),
         )

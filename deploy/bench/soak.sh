@@ -16,19 +16,21 @@
 # REGISTER+401+REGISTER per second in all, expires 3600: every REGISTER refreshes the overlay
 # entry), and SIPp places CALL_RATE calls per second (INVITE/407/INVITE/180/200/ACK/BYE) from
 # a phone on node 1 to a phone registered at CALLEE_NODE (1 = same node; 3 = across the
-# overlay). Node 2 is killed at DURATION/2 and started again 5 s later. The defaults are 80 %
-# of the rates measured on this machine (docs/BENCHMARKS.md); set them from your own
-# register.sh / calls.sh figures. Needs sipp and curl. Builds p2psip in release mode unless
-# P2PSIP_BIN is set. Stops by itself after about DURATION + 60 s; loopback only.
+# overlay; the default). Node 2 is killed at DURATION/2 and started again 5 s later. The
+# defaults are 80 % of the mixed capacity measured on this machine (docs/BENCHMARKS.md): half
+# the REGISTER maximum of the 3-node overlay (1000/s) plus half its call maximum (200/s), each
+# at 80 %: 400 REGISTER/s and 80 calls/s. Set them from your own register.sh / calls.sh
+# figures. Needs sipp and curl. Builds p2psip in release mode unless P2PSIP_BIN is set.
+# Stops by itself after about DURATION + 60 s; loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 
 DURATION=${DURATION:-600}
 REG_RATE=${REG_RATE:-400}
-CALL_RATE=${CALL_RATE:-40}
+CALL_RATE=${CALL_RATE:-80}
 USERS=${USERS:-200}
-CALLEE_NODE=${CALLEE_NODE:-1}
+CALLEE_NODE=${CALLEE_NODE:-3}
 MEM_BOUND_MB=${MEM_BOUND_MB:-256}
 GROWTH_PCT=${GROWTH_PCT:-25}
 

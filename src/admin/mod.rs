@@ -13,6 +13,8 @@
 //!   is true;
 //! * `POST /diag`: RFC 7851 diagnostics for `p2psip diag` (ping, PathTrack walk, node
 //!   information); request and reply JSON are described in [`crate::diag_cmd`].
+//! * `POST /redir?op=register&namespace=NS` and `GET /redir?op=lookup&namespace=NS&key=HEX`:
+//!   ReDiR service discovery (RFC 7374, [`crate::redir`]); the walk as JSON.
 
 use crate::diag_cmd::{DiagReply, DiagRequest, Hop, InfoItem, Target};
 use crate::overlay::{HandleError, OverlayHandle};
@@ -76,6 +78,8 @@ pub struct AdminConfig {
     pub forward: Option<ForwardHook>,
     /// `POST /users/reload`: rereads the users like SIGHUP (how many may register).
     pub reload_users: Option<ReloadHook>,
+    /// ReDiR service discovery for `/redir` (RFC 7374).
+    pub redir: Option<crate::redir::Redir>,
 }
 
 /// Sets (`Some(target)`) or removes (`None`) the call forwarding of a user; the answer text.
@@ -125,6 +129,9 @@ async fn serve(
                 }
                 if let (Some(h), Some(o)) = (&cfg.calls, v.as_object_mut()) {
                     o.insert("calls".into(), h());
+                }
+                if let (Some(r), Some(o)) = (&cfg.redir, v.as_object_mut()) {
+                    o.insert("services".into(), serde_json::json!(r.registered()));
                 }
                 ("200 OK", "application/json", v.to_string().into_bytes())
             }
@@ -249,6 +256,7 @@ async fn serve(
                 Err(e) => ("502 Bad Gateway", "text/plain", e.to_string().into_bytes()),
             }
         }
+        ("POST", "/redir") | ("GET", "/redir") => redir(cfg, method, query).await,
         ("POST", "/diag") => match serde_json::from_slice::<DiagRequest>(&m.body) {
             Ok(req) => {
                 let j = diag(overlay, &req).await;
@@ -277,6 +285,56 @@ async fn serve(
         &body,
     )
     .await
+}
+
+/// `/redir`: register (POST) or look up (GET) in a ReDiR namespace.
+async fn redir(
+    cfg: &AdminConfig,
+    method: &str,
+    query: &str,
+) -> (&'static str, &'static str, Vec<u8>) {
+    let Some(r) = &cfg.redir else {
+        return ("404 Not Found", "text/plain", b"no ReDiR service".to_vec());
+    };
+    let ns = param(query, "namespace").map(crate::redir::percent_decode);
+    let Some(ns) = ns.filter(|n| !n.is_empty()) else {
+        return (
+            "400 Bad Request",
+            "text/plain",
+            b"namespace= is missing".to_vec(),
+        );
+    };
+    let res = match (method, param(query, "op").unwrap_or("lookup")) {
+        ("POST", "register") => r.register(&ns).await,
+        (_, "lookup") => match param(query, "key").filter(|k| !k.is_empty()) {
+            Some(k) => match crate::redir::parse_key(k) {
+                Some(k) => r.lookup(&ns, Some(k)).await,
+                None => {
+                    return (
+                        "400 Bad Request",
+                        "text/plain",
+                        b"key= must be 32 hex digits".to_vec(),
+                    );
+                }
+            },
+            None => r.lookup(&ns, None).await,
+        },
+        _ => {
+            return (
+                "400 Bad Request",
+                "text/plain",
+                b"op=register (POST) or op=lookup".to_vec(),
+            );
+        }
+    };
+    match res {
+        Ok(rep) => (
+            "200 OK",
+            "application/json",
+            serde_json::to_vec(&rep).unwrap_or_default(),
+        ),
+        Err(e) => ("502 Bad Gateway", "text/plain", e.into_bytes()),
+    }
 }
 
 fn param<'a>(query: &'a str, name: &str) -> Option<&'a str> {

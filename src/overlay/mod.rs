@@ -14,6 +14,7 @@ pub mod discovery;
 pub mod dtls;
 pub mod ice;
 pub mod link;
+pub mod self_tune;
 pub mod turn;
 pub mod turn_service;
 
@@ -60,6 +61,8 @@ pub struct OverlayConfig {
     pub turn_server: Option<SocketAddr>,
     /// TURN-SERVICE usage: advertising a TURN server, discovering one (RFC 6940 9).
     pub turn_service: turn_service::TurnServiceConfig,
+    /// Derive the stabilization interval from the estimated churn (RFC 7363).
+    pub self_tuning: bool,
 }
 
 /// The overlay link protocol a node uses for the links it opens (RFC 6940 6.6).
@@ -469,7 +472,7 @@ pub async fn start(
         ice_state.clone(),
         host,
     );
-    let driver = Driver {
+    let mut driver = Driver {
         ice: ice_state,
         host,
         srflx_seen: None,
@@ -495,7 +498,14 @@ pub async fn start(
         metrics: Metrics::default(),
         leaving: None,
         joined: joined_flag,
+        tuner: None,
     };
+    if driver.cfg.self_tuning {
+        driver.tuner = Some(self_tune::SelfTuner::new(
+            now().0,
+            driver.node.update_interval_ms(),
+        ));
+    }
     // The engine is not `Send` (its crypto provider is a plain `Box<dyn CryptoProvider>`), so
     // the driver runs as a local task on the thread that runs the node (see main.rs).
     let task = tokio::task::spawn_local(driver.run());
@@ -652,6 +662,8 @@ struct Driver {
     metrics: Metrics,
     leaving: Option<oneshot::Sender<()>>,
     joined: Arc<std::sync::atomic::AtomicBool>,
+    /// RFC 7363 self-tuning of the stabilization interval (`overlay.self_tuning`).
+    tuner: Option<self_tune::SelfTuner>,
 }
 
 /// Where an application request's answer goes.
@@ -746,6 +758,7 @@ impl Driver {
                     }
                 }
             }
+            self.self_tune(now().0);
         }
     }
 
@@ -1418,6 +1431,24 @@ impl Driver {
         }
     }
 
+    /// RFC 7363: re-derive the stabilization interval from the neighbour lists' churn.
+    fn self_tune(&mut self, now_ms: u64) {
+        let Some(tuner) = self.tuner.as_mut() else {
+            return;
+        };
+        let table = self.node.table();
+        let (preds, succs) = (table.predecessors().to_vec(), table.successors().to_vec());
+        let ms = tuner.observe(now_ms, self.node.id(), &preds, &succs);
+        if ms != self.node.update_interval_ms() {
+            tracing::info!(
+                "self-tuning: stabilization interval {} ms (estimated {} peers)",
+                ms,
+                tuner.estimated_n.round()
+            );
+            self.node.set_update_interval_ms(ms);
+        }
+    }
+
     fn status(&self) -> serde_json::Value {
         let hexid = |n: &NodeId| hex::encode(n.to_array());
         let table = self.node.table();
@@ -1454,6 +1485,10 @@ impl Driver {
             "fingers": table.finger_list().iter().map(hexid).collect::<Vec<_>>(),
             "links": links,
             "stored_resources": self.node.storage().resource_count(),
+            "self_tuning": self.tuner.as_ref().map_or_else(
+                || serde_json::json!({"enabled": false, "update_interval_ms": self.node.update_interval_ms()}),
+                |t| t.status(),
+            ),
             "stats": {
                 "decode_errors": st.decode_errors,
                 "dropped": st.dropped,

@@ -15,6 +15,7 @@ mod overlay;
 mod overlay_calls;
 mod pki;
 mod pstn;
+mod redir;
 mod registrar;
 mod sip_options;
 mod status_page;

@@ -40,11 +40,14 @@ fn config_with(
 
 /// `n` nodes, the others enrolled at the first one; (node, SIP UDP address) each.
 pub(crate) fn start(n: usize) -> Vec<(OverlayNode, SocketAddr)> {
-    start_with(n, "")
+    start_with(n, |_, c| c)
 }
 
-/// `start` with extra `sip:` configuration keys.
-fn start_with(n: usize, extra_sip: &str) -> Vec<(OverlayNode, SocketAddr)> {
+/// Like [`start`], with node i's config (i from 1) passed through `edit(i, config)`.
+pub(crate) fn start_with(
+    n: usize,
+    edit: impl Fn(usize, String) -> String,
+) -> Vec<(OverlayNode, SocketAddr)> {
     let mut nodes: Vec<(OverlayNode, SocketAddr)> = Vec::new();
     for i in 1..=n {
         let user = format!("n{i}");
@@ -53,7 +56,7 @@ fn start_with(n: usize, extra_sip: &str) -> Vec<(OverlayNode, SocketAddr)> {
         let enroll = nodes.first().and_then(|f| f.0.enroll);
         std::fs::write(
             dir.path().join("config.yaml"),
-            config_with(&user, boot, enroll, extra_sip),
+            edit(i, config_with(&user, boot, enroll, "")),
         )
         .unwrap();
         let mut p = NodeProc::start_in_env(dir, &[], &[]);
@@ -79,6 +82,13 @@ fn start_with(n: usize, extra_sip: &str) -> Vec<(OverlayNode, SocketAddr)> {
         ));
     }
     nodes
+}
+
+/// Like [`start`], with extra `sip:` keys (each line indented by two spaces) at every node.
+fn start_sip(n: usize, extra_sip: &str) -> Vec<(OverlayNode, SocketAddr)> {
+    start_with(n, |_, c| {
+        c.replacen("sip:\n", &format!("sip:\n{extra_sip}"), 1)
+    })
 }
 
 pub(crate) fn have_sipp() -> bool {
@@ -827,7 +837,7 @@ fn baresip_phones_on_two_nodes_send_media_phone_to_phone() {
     let Some(cap) = dumpcap(&filter, &pcap) else {
         return;
     };
-    let mut nodes = start_with(3, "  tls: [\"127.0.0.1:0\"]\n");
+    let mut nodes = start_sip(3, "  tls: [\"127.0.0.1:0\"]\n");
     let a_tls = addr_after(
         &nodes[0].0.proc.wait_line("SIP listening on tls ", T),
         "SIP listening on tls ",
@@ -1003,4 +1013,129 @@ fn user_added_on_one_node_registers_at_another() {
     });
     let b = &mut nodes[1].0;
     b.proc.wait_line("no shared user 1010@p2psip.local", T);
+}
+
+/// The inter-node link closes when idle (here after 1 s) in the middle of a call: the BYE
+/// finds the callee's node again by the Node-ID in the Record-Route and attaches again.
+#[test]
+fn bye_attaches_again_after_the_idle_link_closed() {
+    if !have_sipp() {
+        return;
+    }
+    let mut nodes = start_sip(3, "  internode_idle_s: 1\n");
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap();
+    let phone = crate::harness::free_udp_port();
+    register(dir.path(), nodes[2].1, "1001", 3600, phone);
+    nodes[2]
+        .0
+        .proc
+        .wait_line("stored registration of 1001@p2psip.local", T);
+    let mut uas = sipp_run(
+        dir.path(),
+        nodes[2].1,
+        "uas.xml",
+        &["-p", &phone.to_string(), "-set", "user", "1001", "-m", "1"],
+    );
+    let csv = cred(dir.path(), "1000");
+    let port = crate::harness::free_udp_port().to_string();
+    let mut uac = sipp_run(
+        dir.path(),
+        nodes[0].1,
+        "uac.xml",
+        &[
+            "-inf",
+            csv.to_str().unwrap(),
+            "-set",
+            "callee",
+            "1001",
+            "-set",
+            "domain",
+            "p2psip.local",
+            "-p",
+            &port,
+            "-m",
+            "1",
+            "-d",
+            "4000",
+        ],
+    );
+    nodes[0].0.proc.wait_line("answered", T);
+    // Either end may notice the idle second first; both log the close.
+    nodes[0].0.proc.wait_line(") closed", T);
+    let uac_code = crate::harness::wait_child(&mut uac, Duration::from_secs(40));
+    let uas_code = crate::harness::wait_child(&mut uas, Duration::from_secs(10));
+    assert_eq!(
+        (uac_code, uas_code),
+        (Some(0), Some(0)),
+        "{}",
+        sipp_errors(dir.path())
+    );
+    // The BYE went over a new link.
+    nodes[0].0.proc.wait_line("attaching again", T);
+}
+
+/// Failures across the overlay: a busy callee at C is passed back to A as 486; an AOR that
+/// is nowhere registered answers 480 (one of our users) or 404 (unknown).
+#[test]
+fn busy_and_unregistered_across_the_overlay() {
+    if !have_sipp() {
+        return;
+    }
+    let mut nodes = start(3);
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap();
+    let phone = crate::harness::free_udp_port();
+    register(dir.path(), nodes[2].1, "1001", 3600, phone);
+    nodes[2]
+        .0
+        .proc
+        .wait_line("stored registration of 1001@p2psip.local", T);
+    let mut uas = sipp_run(
+        dir.path(),
+        nodes[2].1,
+        "uas_busy.xml",
+        &["-p", &phone.to_string(), "-m", "1"],
+    );
+    let csv = cred(dir.path(), "1000");
+    for callee in ["1001", "1002", "9999"] {
+        let port = crate::harness::free_udp_port().to_string();
+        let mut uac = sipp_run(
+            dir.path(),
+            nodes[0].1,
+            "uac_fail.xml",
+            &[
+                "-inf",
+                csv.to_str().unwrap(),
+                "-set",
+                "callee",
+                callee,
+                "-set",
+                "domain",
+                "p2psip.local",
+                "-p",
+                &port,
+                "-m",
+                "1",
+            ],
+        );
+        assert_eq!(
+            crate::harness::wait_child(&mut uac, Duration::from_secs(40)),
+            Some(0),
+            "{callee}: {}",
+            sipp_errors(dir.path())
+        );
+    }
+    assert_eq!(
+        crate::harness::wait_child(&mut uas, Duration::from_secs(10)),
+        Some(0)
+    );
+    let recs = wait_for("three call records at A", T, || {
+        let r = call_records(&nodes[0].0);
+        (r.len() >= 3).then_some(r)
+    });
+    let st: Vec<_> = recs.iter().map(|r| r["sip_status"].clone()).collect();
+    assert_eq!(st, vec![486, 480, 404], "{recs:?}");
 }

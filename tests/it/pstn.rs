@@ -685,6 +685,21 @@ fn phone_on_one_node_calls_out_and_is_called_through_the_trunk_of_another() {
     crate::overlay::wait_ring(&[&a, &b], Duration::from_secs(30));
     b.proc
         .wait_line("stored pstn-gateway@p2psip.local in the overlay", T);
+    // The trunk node is also a ReDiR provider of `pstn-gateway`: A's lookup names B.
+    let b_id = crate::overlay::wait_for("B's Node-ID", T, || {
+        let (_, st) = crate::overlay::http(b.admin, "GET", "/status", b"")?;
+        let v: serde_json::Value = serde_json::from_str(&st).ok()?;
+        v["node_id"].as_str().map(str::to_owned)
+    });
+    crate::overlay::wait_for("a ReDiR lookup of pstn-gateway naming B", T, || {
+        let (code, body) = crate::overlay::http(
+            a.admin,
+            "GET",
+            "/redir?op=lookup&namespace=pstn-gateway",
+            b"",
+        )?;
+        (code == 200 && body.contains(&b_id)).then_some(())
+    });
     let mut a = a;
     let dir = tempfile::tempdir().unwrap();
     let mut c = carrier(dir.path(), "127.0.0.2", cport, "carrier_uas_auth.xml");

@@ -568,6 +568,18 @@ impl Node {
         self.me
     }
 
+    /// The current chord-update-interval (stabilization period) in ms.
+    #[must_use]
+    pub fn update_interval_ms(&self) -> u64 {
+        self.cfg.update_interval_ms
+    }
+
+    /// Sets the chord-update-interval (self-tuning, RFC 7363); it takes effect from the next
+    /// periodic round.
+    pub fn set_update_interval_ms(&mut self, ms: u64) {
+        self.cfg.update_interval_ms = ms.max(1);
+    }
+
     /// The routing table.
     #[must_use]
     pub fn table(&self) -> &ChordTable {

@@ -17,6 +17,8 @@ pub const KIND_TURN_SERVICE: KindId = 2;
 pub const KIND_CERTIFICATE_BY_NODE: KindId = 3;
 /// CERTIFICATE_BY_USER (RFC 6940 section 8).
 pub const KIND_CERTIFICATE_BY_USER: KindId = 16;
+/// REDIR (RFC 7374): ReDiR tree nodes, a DICTIONARY keyed by the provider's Node-ID.
+pub const KIND_REDIR: KindId = 104;
 /// P2PSIP-CREDENTIALS: a p2psip-private Kind (RFC 6940 14.6 private range 0xF0000001 to
 /// 0xFFFFFFFE) holding one SIP user's encrypted digest credentials at H(user@domain), written
 /// only by registrars (docs/SECURITY.md "Shared SIP users").
@@ -46,6 +48,9 @@ pub enum AccessPolicy {
     /// role (certificate extension) and the dictionary key is the signer's Node-ID
     /// (docs/SECURITY.md "Registrar identity"; announced as a mandatory extension).
     UserNodeMatchOrRegistrar,
+    /// NODE-ID-MATCH (RFC 7374, defined for REDIR): any node may write a DICTIONARY entry
+    /// whose key is its own Node-ID, at any Resource-ID (VERIFY the section number).
+    NodeIdMatch,
     /// p2psip-private: the signer holds the registrar role (any registrar may write or delete;
     /// the newest storage_time wins).
     Registrar,
@@ -105,6 +110,13 @@ impl Default for KindRegistry {
             policy: AccessPolicy::UserMatch,
             max_count: 4,
             max_size: 4000,
+        });
+        r.insert(KindDef {
+            id: KIND_REDIR,
+            model: DataModel::Dictionary,
+            policy: AccessPolicy::NodeIdMatch,
+            max_count: 256,
+            max_size: 1024,
         });
         r.insert(KindDef {
             id: KIND_P2PSIP_CREDENTIALS,
@@ -293,6 +305,7 @@ pub fn access_allowed(
             key_is_signer() && (user_ok() || !signer.registrar_domains.is_empty())
         }
         AccessPolicy::Registrar => !signer.registrar_domains.is_empty(),
+        AccessPolicy::NodeIdMatch => key_is_signer(),
         AccessPolicy::UserMatch => user_ok(),
         AccessPolicy::NodeMatch => signer
             .node_ids
@@ -826,6 +839,29 @@ mod tests {
         let bad = test_signer(NodeId(6), Some("alice@example.com"));
         assert!(access_allowed(AccessPolicy::UserNodeMatch, &r, &k, &ok));
         assert!(!access_allowed(AccessPolicy::UserNodeMatch, &r, &k, &bad));
+    }
+
+    #[test]
+    fn redir_is_node_id_match() {
+        let d = KindRegistry::default();
+        let d = d.get(KIND_REDIR).unwrap();
+        assert_eq!(
+            (d.model, d.policy),
+            (DataModel::Dictionary, AccessPolicy::NodeIdMatch)
+        );
+        // Any tree node's Resource-ID; the key must be the signer's own Node-ID.
+        let r = ResourceId::hash(b"pstn-gateway\0\x02\0\x07");
+        let me = test_signer(NodeId(5), None);
+        let mine = ValueKey::Key(NodeId(5).to_array().to_vec());
+        let other = ValueKey::Key(NodeId(6).to_array().to_vec());
+        assert!(access_allowed(AccessPolicy::NodeIdMatch, &r, &mine, &me));
+        assert!(!access_allowed(AccessPolicy::NodeIdMatch, &r, &other, &me));
+        assert!(!access_allowed(
+            AccessPolicy::NodeIdMatch,
+            &r,
+            &ValueKey::Single,
+            &me
+        ));
     }
 
     #[test]

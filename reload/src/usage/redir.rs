@@ -140,6 +140,14 @@ impl Registration {
     /// The providers fetched after the last step's store.
     pub fn fetched(&mut self, ids: &[NodeId]) -> Next {
         let me = self.me;
+        // Only registrations of our own interval count: deep levels have more nodes than the
+        // uint16 node index distinguishes, so one Resource-ID may hold several intervals.
+        let j = self.params.node_index(self.level, me.0);
+        let ids: Vec<NodeId> = ids
+            .iter()
+            .copied()
+            .filter(|i| self.params.node_index(self.level, i.0) == j)
+            .collect();
         let extreme = ids.iter().all(|i| i.0 >= me.0) || ids.iter().all(|i| i.0 <= me.0);
         let alone = ids.iter().all(|i| *i == me);
         match self.phase {
