@@ -733,7 +733,10 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
     if !(1..=20).contains(&ts.density) {
         problems.push(Problem {
             key: "overlay.turn_service.density".into(),
-            message: format!("expected 1 to 20 (NODE-MULTIPLE's maximum); found {}", ts.density),
+            message: format!(
+                "expected 1 to 20 (NODE-MULTIPLE's maximum); found {}",
+                ts.density
+            ),
         });
     }
     let d = &config.overlay.discovery;

@@ -468,7 +468,10 @@ pub async fn start(
         &cfg.turn_service,
         handle.clone(),
         joined_flag.clone(),
-        relay.clone().filter(|_| discover_turn).map(|r| (udp.clone(), r)),
+        relay
+            .clone()
+            .filter(|_| discover_turn)
+            .map(|r| (udp.clone(), r)),
         ice_state.clone(),
         host,
     );

@@ -185,10 +185,7 @@ pub async fn run(out: Arc<UdpOut>, relay: Arc<Relay>) {
     while relay.relayed().is_none() {
         let _ = out
             .sock
-            .send_to(
-                &message(ALLOCATE, std::slice::from_ref(&transport)),
-                server,
-            )
+            .send_to(&message(ALLOCATE, std::slice::from_ref(&transport)), server)
             .await;
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(10));

@@ -59,7 +59,12 @@ pub fn spawn(
     host: SocketAddr,
 ) {
     if let Some(server) = cfg.advertise {
-        tokio::spawn(advertise(handle.clone(), server, cfg.density, joined.clone()));
+        tokio::spawn(advertise(
+            handle.clone(),
+            server,
+            cfg.density,
+            joined.clone(),
+        ));
     }
     if let Some((out, relay)) = discover {
         tokio::spawn(discover_loop(handle, out, relay, joined, ice, host));
@@ -86,7 +91,12 @@ pub fn advertisements(
 
 /// Stores our advertisements after joining and again every half lifetime (sooner after a
 /// failure).
-async fn advertise(handle: OverlayHandle, server: SocketAddr, density: u32, joined: Arc<AtomicBool>) {
+async fn advertise(
+    handle: OverlayHandle,
+    server: SocketAddr,
+    density: u32,
+    joined: Arc<AtomicBool>,
+) {
     let mut first = true;
     loop {
         wait_joined(&joined).await;
@@ -99,7 +109,11 @@ async fn advertise(handle: OverlayHandle, server: SocketAddr, density: u32, join
                 value,
             };
             match handle
-                .store(resource, KIND_TURN_SERVICE, vec![(ValueKey::Single, v, LIFETIME_S)])
+                .store(
+                    resource,
+                    KIND_TURN_SERVICE,
+                    vec![(ValueKey::Single, v, LIFETIME_S)],
+                )
                 .await
             {
                 Ok(_) => stored += 1,

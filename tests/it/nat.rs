@@ -107,9 +107,18 @@ fn natted_nodes_behind_symmetric_nats_link_through_a_turn_relay() {
         &[("SYMMETRIC", "1"), ("TURN", "1")],
         "10.77.0.13:4",
         &[
-            ("o3", "advertising TURN server 10.77.0.13:3478 in the overlay"),
-            ("h1", "found TURN server 10.77.0.13:3478 through the overlay"),
-            ("h2", "found TURN server 10.77.0.13:3478 through the overlay"),
+            (
+                "o3",
+                "advertising TURN server 10.77.0.13:3478 in the overlay",
+            ),
+            (
+                "h1",
+                "found TURN server 10.77.0.13:3478 through the overlay",
+            ),
+            (
+                "h2",
+                "found TURN server 10.77.0.13:3478 through the overlay",
+            ),
         ],
     );
 }
