@@ -235,6 +235,14 @@ pub struct TurnServiceSection {
     pub discover: bool,
     /// Turn density: advertisements per TURN server (1..=20).
     pub density: u32,
+    /// Run a TURN server in the node: "auto" (when not behind a NAT, with DTLS links),
+    /// "yes" or "no".
+    pub serve: String,
+    /// UDP port of the node's TURN server.
+    pub port: u16,
+    /// Password of the overlay's TURN credentials (empty: derived from the overlay name and
+    /// root certificate).
+    pub secret: String,
 }
 
 impl Default for TurnServiceSection {
@@ -243,6 +251,9 @@ impl Default for TurnServiceSection {
             advertise: String::new(),
             discover: true,
             density: 5,
+            serve: "auto".into(),
+            port: 3478,
+            secret: String::new(),
         }
     }
 }
@@ -729,6 +740,20 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
         },
         discover: ts.discover,
         density: ts.density,
+        serve: match ts.serve.as_str() {
+            "auto" => crate::overlay::turn_service::Serve::Auto,
+            "yes" => crate::overlay::turn_service::Serve::Yes,
+            "no" => crate::overlay::turn_service::Serve::No,
+            other => {
+                problems.push(Problem {
+                    key: "overlay.turn_service.serve".into(),
+                    message: format!("expected \"auto\", \"yes\" or \"no\"; found {other:?}"),
+                });
+                crate::overlay::turn_service::Serve::No
+            }
+        },
+        port: ts.port,
+        secret: (!ts.secret.is_empty()).then(|| ts.secret.clone()),
     };
     if !(1..=20).contains(&ts.density) {
         problems.push(Problem {

@@ -16,6 +16,7 @@ pub mod ice;
 pub mod link;
 pub mod self_tune;
 pub mod turn;
+pub mod turn_server;
 pub mod turn_service;
 
 use crate::pki::local::Identity;
@@ -323,6 +324,11 @@ pub async fn start(
         && cfg.turn_server.is_none()
         && cfg.turn_service.discover
         && cfg.turn_service.advertise.is_none();
+    let turn_creds = turn_server::credentials(
+        &cfg.overlay,
+        &identity.root_der,
+        cfg.turn_service.secret.as_deref(),
+    );
     let relay = match (cfg.turn_server, cfg.link) {
         (Some(s), LinkProtocol::Dtls) => Some(Arc::new(turn::Relay::new(s))),
         // The server is found through the overlay (turn_service::discover).
@@ -334,6 +340,7 @@ pub async fn start(
         relay: relay.clone(),
     });
     if let Some(r) = &relay {
+        r.set_credentials(turn_creds.clone());
         tokio::spawn(turn::run(udp.clone(), r.clone()));
     }
     tracing::info!(
@@ -474,6 +481,11 @@ pub async fn start(
             .map(|r| (udp.clone(), r)),
         ice_state.clone(),
         host,
+        turn_service::ServeCtx {
+            dtls: cfg.link == LinkProtocol::Dtls,
+            realm: cfg.overlay.clone(),
+            creds: turn_creds,
+        },
     );
     let mut driver = Driver {
         ice: ice_state,

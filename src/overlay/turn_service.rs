@@ -6,8 +6,10 @@
 //! TURN-SERVICE at a random Resource-ID, then Fetch, repeated with other random keys) and
 //! allocates its relayed candidate there. The sans-IO logic is [`reload::usage::turn`].
 //!
-//! Limits: the advertised server is configured (a coturn beside the node); the node does not
-//! decide from ICE alone that it may serve, and does not run a TURN server itself.
+//! A node that is not behind a NAT (`overlay.turn_service.serve`) runs its own TURN server
+//! ([`super::turn_server`]) and advertises that one; a configured server
+//! (`overlay.turn_service.advertise`, e.g. a coturn beside the node) can be advertised
+//! instead.
 
 use super::turn::{self, Relay, UdpOut};
 use super::{OverlayHandle, ice};
@@ -36,6 +38,23 @@ pub struct TurnServiceConfig {
     pub discover: bool,
     /// Turn density: advertisements per server (1..=20, NODE-MULTIPLE's maximum).
     pub density: u32,
+    /// Whether this node runs its own TURN server ([`super::turn_server`]).
+    pub serve: Serve,
+    /// UDP port of the node's own TURN server.
+    pub port: u16,
+    /// Password of the overlay's TURN credentials (None: derived from the overlay).
+    pub secret: Option<String>,
+}
+
+/// `overlay.turn_service.serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serve {
+    /// Serve when ICE shows we are not behind a NAT (and links are DTLS).
+    Auto,
+    /// Always serve (with DTLS links).
+    Yes,
+    /// Never serve.
+    No,
 }
 
 impl Default for TurnServiceConfig {
@@ -44,12 +63,28 @@ impl Default for TurnServiceConfig {
             advertise: None,
             discover: true,
             density: 5,
+            serve: Serve::Auto,
+            port: 3478,
+            secret: None,
         }
     }
 }
 
-/// Spawns the advertising task (with `advertise`) and the discovery task (with `discover`:
-/// the overlay socket and a relay that has no server yet).
+/// What the serving task needs besides the config: links are DTLS, the realm (overlay
+/// name) and the overlay's TURN credentials.
+#[derive(Debug, Clone)]
+pub struct ServeCtx {
+    /// The node opens DTLS links (TURN relays only serve those).
+    pub dtls: bool,
+    /// The TURN realm: the overlay name.
+    pub realm: String,
+    /// The overlay's TURN credentials ([`super::turn_server::credentials`]).
+    pub creds: (String, String),
+}
+
+/// Spawns the advertising task (with `advertise`), the serving task (see [`Serve`]) and the
+/// discovery task (with `discover`: the overlay socket and a relay that has no server yet).
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     cfg: &TurnServiceConfig,
     handle: OverlayHandle,
@@ -57,6 +92,7 @@ pub fn spawn(
     discover: Option<(Arc<UdpOut>, Arc<Relay>)>,
     ice: ice::SharedIce,
     host: SocketAddr,
+    serve: ServeCtx,
 ) {
     if let Some(server) = cfg.advertise {
         tokio::spawn(advertise(
@@ -66,8 +102,63 @@ pub fn spawn(
             joined.clone(),
         ));
     }
+    tokio::spawn(serve_loop(
+        cfg.clone(),
+        handle.clone(),
+        joined.clone(),
+        ice.clone(),
+        host,
+        serve,
+    ));
     if let Some((out, relay)) = discover {
         tokio::spawn(discover_loop(handle, out, relay, joined, ice, host));
+    }
+}
+
+/// Runs the node's TURN server and advertises it, when `serve` says so. With "auto": only
+/// with a routable host address, no configured `advertise`, and once peers have answered
+/// our Binding requests for a while without showing a server-reflexive address that
+/// differs from the host one (we are not behind a NAT; RFC 6940 9).
+async fn serve_loop(
+    cfg: TurnServiceConfig,
+    handle: OverlayHandle,
+    joined: Arc<AtomicBool>,
+    ice: ice::SharedIce,
+    host: SocketAddr,
+    ctx: ServeCtx,
+) {
+    if cfg.serve == Serve::No || !ctx.dtls {
+        return;
+    }
+    if cfg.serve == Serve::Auto {
+        if cfg.advertise.is_some() || host.ip().is_loopback() || host.ip().is_unspecified() {
+            return;
+        }
+        let mut since: Option<std::time::Instant> = None;
+        loop {
+            let (answered, srflx) = match ice.lock() {
+                Ok(s) => (!s.answered.is_empty(), s.srflx),
+                Err(_) => return,
+            };
+            if srflx.is_some() {
+                return;
+            }
+            if answered {
+                let t = *since.get_or_insert_with(std::time::Instant::now);
+                if t.elapsed() >= Duration::from_secs(2) {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    let listen = SocketAddr::new(host.ip(), cfg.port);
+    match super::turn_server::spawn(listen, ctx.realm, ctx.creds).await {
+        Ok(server) => {
+            tracing::info!("TURN-SERVICE: this node is not behind a NAT: serving TURN on {server}");
+            advertise(handle, server, cfg.density, joined).await;
+        }
+        Err(e) => tracing::warn!("TURN-SERVICE: cannot run a TURN server on {listen}: {e}"),
     }
 }
 
@@ -188,7 +279,7 @@ async fn discover_loop(
             Err(e) => tracing::debug!("TURN-SERVICE discovery: {e}"),
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(60));
+        pause = (pause * 2).min(Duration::from_secs(15));
     }
 }
 
