@@ -220,6 +220,42 @@ pub struct OverlaySection {
     pub turn_server: String,
     /// Derive the Chord stabilization interval from the estimated churn (RFC 7363).
     pub self_tuning: bool,
+    /// TURN-SERVICE usage (RFC 6940 9): advertise a TURN server, find one through the overlay.
+    pub turn_service: TurnServiceSection,
+}
+
+/// `overlay.turn_service:` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnServiceSection {
+    /// TURN server ("IP:port", UDP, anonymous allocations) this node advertises; empty: none.
+    pub advertise: String,
+    /// Find a TURN server through the overlay when behind a NAT with DTLS links and no
+    /// `turn_server`.
+    pub discover: bool,
+    /// Turn density: advertisements per TURN server (1..=20).
+    pub density: u32,
+    /// Run a TURN server in the node: "auto" (when not behind a NAT, with DTLS links),
+    /// "yes" or "no".
+    pub serve: String,
+    /// UDP port of the node's TURN server.
+    pub port: u16,
+    /// Password of the overlay's TURN credentials (empty: derived from the overlay name and
+    /// root certificate).
+    pub secret: String,
+}
+
+impl Default for TurnServiceSection {
+    fn default() -> Self {
+        Self {
+            advertise: String::new(),
+            discover: true,
+            density: 5,
+            serve: "auto".into(),
+            port: 3478,
+            secret: String::new(),
+        }
+    }
 }
 
 /// `overlay.enrollment:` section (docs/SECURITY.md "Joining with a password").
@@ -279,6 +315,7 @@ impl Default for OverlaySection {
             enrollment: EnrollmentSection::default(),
             link: "tls".into(),
             turn_server: String::new(),
+            turn_service: TurnServiceSection::default(),
             self_tuning: false,
         }
     }
@@ -433,6 +470,8 @@ pub struct Loaded {
     pub link: crate::overlay::LinkProtocol,
     /// Parsed `overlay.turn_server`.
     pub turn_server: Option<SocketAddr>,
+    /// Parsed `overlay.turn_service`.
+    pub turn_service: crate::overlay::turn_service::TurnServiceConfig,
 }
 
 impl Loaded {
@@ -686,6 +725,45 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
         .first()
         .copied()
     };
+    let ts = &config.overlay.turn_service;
+    let turn_service = crate::overlay::turn_service::TurnServiceConfig {
+        advertise: if ts.advertise.is_empty() {
+            None
+        } else {
+            addrs(
+                std::slice::from_ref(&ts.advertise),
+                "overlay.turn_service.advertise",
+                &mut problems,
+            )
+            .first()
+            .copied()
+        },
+        discover: ts.discover,
+        density: ts.density,
+        serve: match ts.serve.as_str() {
+            "auto" => crate::overlay::turn_service::Serve::Auto,
+            "yes" => crate::overlay::turn_service::Serve::Yes,
+            "no" => crate::overlay::turn_service::Serve::No,
+            other => {
+                problems.push(Problem {
+                    key: "overlay.turn_service.serve".into(),
+                    message: format!("expected \"auto\", \"yes\" or \"no\"; found {other:?}"),
+                });
+                crate::overlay::turn_service::Serve::No
+            }
+        },
+        port: ts.port,
+        secret: (!ts.secret.is_empty()).then(|| ts.secret.clone()),
+    };
+    if !(1..=20).contains(&ts.density) {
+        problems.push(Problem {
+            key: "overlay.turn_service.density".into(),
+            message: format!(
+                "expected 1 to 20 (NODE-MULTIPLE's maximum); found {}",
+                ts.density
+            ),
+        });
+    }
     let d = &config.overlay.discovery;
     let discovery = if d.enabled {
         let group = d
@@ -732,6 +810,7 @@ pub fn parse(text: &str, source: Source, base_dir: PathBuf) -> Result<Loaded, Co
         discovery,
         link,
         turn_server,
+        turn_service,
     })
 }
 

@@ -101,6 +101,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
             user: identity.user.clone(),
             link: loaded.link,
             turn_server: loaded.turn_server,
+            turn_service: loaded.turn_service.clone(),
             self_tuning: c.overlay.self_tuning,
         },
         identity.clone(),

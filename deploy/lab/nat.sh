@@ -23,8 +23,15 @@
 # /tmp/p2psip-nat), PREFIX (namespace name prefix, default p2l), SYMMETRIC=1 (NATs map every
 # destination to a new random port, i.e. symmetric NAT: direct links between h1 and h2 then
 # fail and their traffic is routed through the overlay), TURN=1 (start Debian's coturn on o3,
-# 10.77.0.13:3478, anonymous allocations, and give h1 and h2 `overlay.turn_server`: they then
-# offer relayed candidates, and with SYMMETRIC=1 their direct link runs through the relay).
+# 10.77.0.13:3478, anonymous allocations; o3's node advertises it in the overlay
+# (`overlay.turn_service.advertise`, RFC 6940 TURN-SERVICE) and h1 and h2, which see that they
+# are behind NATs, find it there: they then offer relayed candidates, and with SYMMETRIC=1
+# their direct link runs through the relay), TURN_CONFIGURED=1 (with TURN=1: give h1 and h2
+# `overlay.turn_server` by hand instead of the overlay discovery), TURN=node (no coturn: o1,
+# o2 and o3 see from ICE that they are not behind a NAT and run their own TURN servers on
+# port 3478 (`overlay.turn_service.serve: auto`), advertising them in the overlay; h1 and h2
+# find one there and allocate on it with the overlay's credentials). Without TURN=node the
+# nodes do not serve TURN (`serve: "no"`).
 set -euo pipefail
 
 LAB_DIR=${LAB_DIR:-/tmp/p2psip-nat}
@@ -85,8 +92,16 @@ net_up() {
   done
 }
 
-turn_for() { # the TURN server of host $1 (NATed hosts, with TURN=1)
-  if [[ "${TURN:-0}" == 1 && $1 == h* ]]; then echo "10.77.0.13:3478"; fi
+turn_for() { # the configured TURN server of host $1 (NATed hosts, with TURN_CONFIGURED=1)
+  if [[ "${TURN:-0}" == 1 && "${TURN_CONFIGURED:-0}" == 1 && $1 == h* ]]; then echo "10.77.0.13:3478"; fi
+}
+
+advertise_for() { # the TURN server host $1 advertises in the overlay (o3, with TURN=1)
+  if [[ "${TURN:-0}" == 1 && "${TURN_CONFIGURED:-0}" != 1 && $1 == o3 ]]; then echo "10.77.0.13:3478"; fi
+}
+
+serve_for() { # overlay.turn_service.serve of every host
+  if [[ "${TURN:-0}" == node ]]; then echo auto; else echo "no"; fi
 }
 
 turn_up() {
@@ -112,6 +127,7 @@ overlay:
   listen: "$(ip_of "$h"):6084"
   link: dtls
   turn_server: "$(turn_for "$h")"
+  turn_service: {advertise: "$(advertise_for "$h")", serve: "$(serve_for)"}
   bootstrap: [$boot]
   discovery: {enabled: false}
 sip:
@@ -138,7 +154,27 @@ up() {
   net_up
   [[ "${TURN:-0}" == 1 ]] && turn_up
   node_up o1 ""
-  for h in o2 o3 h1 h2; do node_up "$h" '"10.77.0.11:6084"'; done
+  for h in o2 o3; do node_up "$h" '"10.77.0.11:6084"'; done
+  if [[ "${TURN:-0}" == node ]]; then
+    # The office nodes run (and advertise their TURN servers) before the homes join, as in a
+    # deployment; otherwise h1 and h2 may Attach to each other before they have a relay.
+    for h in o1 o2 o3; do
+      for _ in $(seq 1 200); do
+        grep -q "advertising TURN server" "$LAB_DIR/$h/log" 2>/dev/null && break
+        sleep 0.1
+      done
+    done
+  fi
+  node_up h1 '"10.77.0.11:6084"'
+  if [[ "${TURN:-0}" != 0 ]]; then
+    # h1 has its relay before h2 Attaches to it: a node does not re-run the checks of a
+    # failed Attach when its relayed candidate arrives later (docs/DEPLOY.md, limits).
+    for _ in $(seq 1 200); do
+      grep -q "TURN: relayed address" "$LAB_DIR/h1/log" 2>/dev/null && break
+      sleep 0.1
+    done
+  fi
+  node_up h2 '"10.77.0.11:6084"'
 }
 
 status() {

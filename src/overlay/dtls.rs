@@ -264,7 +264,7 @@ pub async fn run_mux(
         let relayed;
         let mut via_relay = false;
         if let Some(r) = &out.relay
-            && from == r.server
+            && r.server() == Some(from)
         {
             match r.handle(d) {
                 Some((peer, data)) => {

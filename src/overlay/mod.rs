@@ -17,6 +17,8 @@ pub mod ice;
 pub mod link;
 pub mod self_tune;
 pub mod turn;
+pub mod turn_server;
+pub mod turn_service;
 
 use crate::pki::local::Identity;
 use link::LinkEvent;
@@ -59,6 +61,8 @@ pub struct OverlayConfig {
     pub link: LinkProtocol,
     /// TURN server for a relayed candidate (DTLS links only), if any.
     pub turn_server: Option<SocketAddr>,
+    /// TURN-SERVICE usage: advertising a TURN server, discovering one (RFC 6940 9).
+    pub turn_service: turn_service::TurnServiceConfig,
     /// Derive the stabilization interval from the estimated churn (RFC 7363).
     pub self_tuning: bool,
 }
@@ -94,6 +98,11 @@ enum Command {
     Fetch {
         resource: ResourceId,
         specifiers: Vec<(KindId, Selector)>,
+        reply: oneshot::Sender<Result<Outcome, RequestError>>,
+    },
+    Find {
+        resource: ResourceId,
+        kinds: Vec<KindId>,
         reply: oneshot::Sender<Result<Outcome, RequestError>>,
     },
     Ping {
@@ -208,6 +217,22 @@ impl OverlayHandle {
         .map_err(HandleError::Request)
     }
 
+    /// Finds the closest stored Resource-ID of each of `kinds` at the peer responsible for
+    /// `resource` (RFC 6940 7.4.4 Find); the engine's outcome ([`Outcome::Found`]).
+    pub async fn find(
+        &self,
+        resource: ResourceId,
+        kinds: Vec<KindId>,
+    ) -> Result<Outcome, HandleError> {
+        self.call(|reply| Command::Find {
+            resource,
+            kinds,
+            reply,
+        })
+        .await?
+        .map_err(HandleError::Request)
+    }
+
     /// Pings whatever node is responsible for the last entry of `dest` (RFC 6940 6.4.2.4);
     /// the engine's outcome and the overlay hops the answer took.
     pub async fn ping(&self, dest: Vec<Destination>) -> Result<(Outcome, u32), HandleError> {
@@ -296,8 +321,19 @@ pub async fn start(
 ) -> std::io::Result<(OverlayHandle, tokio::task::JoinHandle<()>)> {
     let (listener, udp) = bind_pair(cfg.listen).await?;
     let local_addr = listener.local_addr()?;
+    let discover_turn = cfg.link == LinkProtocol::Dtls
+        && cfg.turn_server.is_none()
+        && cfg.turn_service.discover
+        && cfg.turn_service.advertise.is_none();
+    let turn_creds = turn_server::credentials(
+        &cfg.overlay,
+        &identity.root_der,
+        cfg.turn_service.secret.as_deref(),
+    );
     let relay = match (cfg.turn_server, cfg.link) {
         (Some(s), LinkProtocol::Dtls) => Some(Arc::new(turn::Relay::new(s))),
+        // The server is found through the overlay (turn_service::discover).
+        (None, LinkProtocol::Dtls) if discover_turn => Some(Arc::new(turn::Relay::pending())),
         _ => None,
     };
     let udp = Arc::new(turn::UdpOut {
@@ -305,6 +341,7 @@ pub async fn start(
         relay: relay.clone(),
     });
     if let Some(r) = &relay {
+        r.set_credentials(turn_creds.clone());
         tokio::spawn(turn::run(udp.clone(), r.clone()));
     }
     tracing::info!(
@@ -439,6 +476,22 @@ pub async fn start(
         dtls_tx.clone(),
         Some(ice::stun_hook(ice_state.clone(), host)),
     ));
+    turn_service::spawn(
+        &cfg.turn_service,
+        handle.clone(),
+        joined_flag.clone(),
+        relay
+            .clone()
+            .filter(|_| discover_turn)
+            .map(|r| (udp.clone(), r)),
+        ice_state.clone(),
+        host,
+        turn_service::ServeCtx {
+            dtls: cfg.link == LinkProtocol::Dtls,
+            realm: cfg.overlay.clone(),
+            creds: turn_creds,
+        },
+    );
     let mut driver = Driver {
         ice: ice_state,
         host,
@@ -779,6 +832,23 @@ impl Driver {
                 let span =
                     tracing::debug_span!("overlay_tx", method = "fetch", resource = %resource);
                 let r = span.in_scope(|| self.node.fetch(t, resource, specifiers));
+                self.waiting.insert(
+                    r,
+                    Waiting {
+                        reply: ReplyTo::Plain(reply),
+                        started: std::time::Instant::now(),
+                        span,
+                    },
+                );
+            }
+            Command::Find {
+                resource,
+                kinds,
+                reply,
+            } => {
+                let span =
+                    tracing::debug_span!("overlay_tx", method = "find", resource = %resource);
+                let r = span.in_scope(|| self.node.find(t, resource, kinds));
                 self.waiting.insert(
                     r,
                     Waiting {

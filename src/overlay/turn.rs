@@ -4,9 +4,13 @@
 //! reached it through the relay with Send indications; Data indications from the server are
 //! unwrapped and handled as if the peer had sent them directly.
 //!
-//! Limits: no long-term credentials (the server must allow anonymous allocations, as the
-//! lab's coturn does with `--no-auth`), no ChannelBind (Send/Data indications only), UDP
-//! relays only. The node does not run a TURN server itself.
+//! Authentication: anonymous when the server allows it (the lab's coturn with `--no-auth`);
+//! when it answers 401, long-term credentials (RFC 8489 9.2) set with
+//! [`Relay::set_credentials`] (the overlay's, see [`super::turn_server::credentials`]).
+//! Limits: no ChannelBind (Send/Data indications only), UDP relays only. Nodes that are not
+//! behind a NAT run a TURN server themselves ([`super::turn_server`]). Without `overlay.turn_server`
+//! the relay starts without a server and [`super::turn_service`] sets the one it finds
+//! through the overlay's TURN-SERVICE usage.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +29,11 @@ const ATTR_DATA: u16 = 0x0013;
 const ATTR_LIFETIME: u16 = 0x000d;
 const ATTR_XOR_RELAYED: u16 = 0x0016;
 const ATTR_REQUESTED_TRANSPORT: u16 = 0x0019;
+const ATTR_USERNAME: u16 = 0x0006;
+const ATTR_MESSAGE_INTEGRITY: u16 = 0x0008;
+const ATTR_ERROR_CODE: u16 = 0x0009;
+const ATTR_REALM: u16 = 0x0014;
+const ATTR_NONCE: u16 = 0x0015;
 
 /// The overlay UDP socket with an optional TURN relay: every send of the overlay port goes
 /// through [`UdpOut::send_to`].
@@ -49,12 +58,15 @@ impl UdpOut {
         to: SocketAddr,
         via_relay: bool,
     ) -> std::io::Result<usize> {
-        if via_relay && let Some(r) = &self.relay {
+        if via_relay
+            && let Some(r) = &self.relay
+            && let Some(server) = r.server()
+        {
             let m = message(
                 SEND_INDICATION,
                 &[(ATTR_XOR_PEER, xor_addr(to)), (ATTR_DATA, d.to_vec())],
             );
-            return self.sock.send_to(&m, r.server).await;
+            return self.sock.send_to(&m, server).await;
         }
         self.sock.send_to(d, to).await
     }
@@ -63,20 +75,97 @@ impl UdpOut {
 /// State of our allocation on one TURN server.
 #[derive(Debug)]
 pub struct Relay {
-    /// The TURN server.
-    pub server: SocketAddr,
+    server: std::sync::OnceLock<SocketAddr>,
     relayed: Mutex<Option<SocketAddr>>,
     permitted: Mutex<HashMap<IpAddr, ()>>,
+    /// Long-term credentials (user, password), used once the server asks for them.
+    creds: Mutex<Option<(String, String)>>,
+    /// The server's realm and nonce from its last 401/438 answer.
+    auth: Mutex<Option<(String, String)>>,
+    /// Woken when the server sent a new nonce: the last request is sent again.
+    retry: tokio::sync::Notify,
 }
 
 impl Relay {
     /// No allocation yet.
     pub fn new(server: SocketAddr) -> Self {
+        let r = Self::pending();
+        r.set_server(server);
+        r
+    }
+
+    /// No server yet (it is found through the overlay, then set with [`Relay::set_server`]).
+    pub fn pending() -> Self {
         Self {
-            server,
+            server: std::sync::OnceLock::new(),
             relayed: Mutex::new(None),
             permitted: Mutex::new(HashMap::new()),
+            creds: Mutex::new(None),
+            auth: Mutex::new(None),
+            retry: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Sets the long-term credentials (RFC 8489 9.2) sent when the server answers 401.
+    pub fn set_credentials(&self, creds: (String, String)) {
+        if let Ok(mut c) = self.creds.lock() {
+            *c = Some(creds);
+        }
+    }
+
+    /// A request of type `t` with `attrs`, authenticated (USERNAME, REALM, NONCE,
+    /// MESSAGE-INTEGRITY) once the server has told us its realm and nonce.
+    fn request(&self, t: u16, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let creds = self.creds.lock().ok().and_then(|c| c.clone());
+        let auth = self.auth.lock().ok().and_then(|a| a.clone());
+        match (creds, auth) {
+            (Some((user, pass)), Some((realm, nonce))) => {
+                authenticated(t, attrs, &user, &pass, &realm, &nonce)
+            }
+            _ => message(t, attrs),
+        }
+    }
+
+    /// Records the realm and nonce of a 401/438 error response; true when they are new
+    /// (the request is worth sending again with them).
+    fn challenge(&self, attrs: &[(u16, &[u8])]) -> bool {
+        let code = attrs
+            .iter()
+            .find(|(k, _)| *k == ATTR_ERROR_CODE)
+            .and_then(|(_, v)| Some(u16::from(*v.get(2)? & 7) * 100 + u16::from(*v.get(3)?)));
+        let text = |a: u16| {
+            attrs
+                .iter()
+                .find(|(k, _)| *k == a)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        if !matches!(code, Some(401 | 438)) {
+            return false;
+        }
+        let (Some(realm), Some(nonce)) = (text(ATTR_REALM), text(ATTR_NONCE)) else {
+            return false;
+        };
+        let has_creds = self.creds.lock().is_ok_and(|c| c.is_some());
+        let Ok(mut a) = self.auth.lock() else {
+            return false;
+        };
+        let new = Some((realm, nonce));
+        if !has_creds || *a == new {
+            return false;
+        }
+        *a = new;
+        self.retry.notify_one();
+        true
+    }
+
+    /// The TURN server, once known.
+    pub fn server(&self) -> Option<SocketAddr> {
+        self.server.get().copied()
+    }
+
+    /// Sets the TURN server; false if one was already set (the first one stays).
+    pub fn set_server(&self, server: SocketAddr) -> bool {
+        self.server.set(server).is_ok()
     }
 
     /// The relayed transport address, once allocated.
@@ -108,13 +197,26 @@ impl Relay {
                     && let Ok(mut r) = self.relayed.lock()
                     && *r != Some(a)
                 {
-                    tracing::info!("TURN: relayed address {a} on {}", self.server);
+                    tracing::info!(
+                        "TURN: relayed address {a} on {}",
+                        self.server().map_or("?".into(), |s| s.to_string())
+                    );
                     *r = Some(a);
                 }
                 None
             }
             0x0113 => {
-                tracing::warn!("TURN: allocation refused by {}", self.server);
+                if !self.challenge(&attrs) {
+                    tracing::warn!(
+                        "TURN: allocation refused by {}",
+                        self.server().map_or("?".into(), |s| s.to_string())
+                    );
+                }
+                None
+            }
+            // Refresh or CreatePermission error: a stale nonce is answered by sending again.
+            0x0114 | 0x0118 => {
+                self.challenge(&attrs);
                 None
             }
             _ => None,
@@ -130,34 +232,57 @@ impl Relay {
                 .collect(),
             Err(_) => return,
         };
-        if !new.is_empty() && self.relayed().is_some() {
-            let _ = out.sock.send_to(&permission(&new), self.server).await;
+        if !new.is_empty()
+            && self.relayed().is_some()
+            && let Some(server) = self.server()
+        {
+            let _ = out.sock.send_to(&self.permission(&new), server).await;
+        }
+    }
+
+    fn permission(&self, ips: &[IpAddr]) -> Vec<u8> {
+        let attrs: Vec<(u16, Vec<u8>)> = ips
+            .iter()
+            .map(|ip| (ATTR_XOR_PEER, xor_addr(SocketAddr::new(*ip, 0))))
+            .collect();
+        self.request(CREATE_PERMISSION, &attrs)
+    }
+
+    /// Sends `make()` to the server, and once more if it answers with a new nonce within 2 s.
+    async fn send_with_retry(&self, out: &UdpOut, server: SocketAddr, make: impl Fn() -> Vec<u8>) {
+        let _ = out.sock.send_to(&make(), server).await;
+        if tokio::time::timeout(Duration::from_secs(2), self.retry.notified())
+            .await
+            .is_ok()
+        {
+            let _ = out.sock.send_to(&make(), server).await;
         }
     }
 }
 
-fn permission(ips: &[IpAddr]) -> Vec<u8> {
-    let attrs: Vec<(u16, Vec<u8>)> = ips
-        .iter()
-        .map(|ip| (ATTR_XOR_PEER, xor_addr(SocketAddr::new(*ip, 0))))
-        .collect();
-    message(CREATE_PERMISSION, &attrs)
-}
-
 /// Keeps the allocation (Allocate, then Refresh every 4 minutes; permissions re-sent).
+/// Returns at once if the relay has no server yet.
 pub async fn run(out: Arc<UdpOut>, relay: Arc<Relay>) {
+    let Some(server) = relay.server() else {
+        return;
+    };
     let transport = (ATTR_REQUESTED_TRANSPORT, vec![17, 0, 0, 0]);
     let mut wait = Duration::from_millis(200);
     while relay.relayed().is_none() {
         let _ = out
             .sock
             .send_to(
-                &message(ALLOCATE, std::slice::from_ref(&transport)),
-                relay.server,
+                &relay.request(ALLOCATE, std::slice::from_ref(&transport)),
+                server,
             )
             .await;
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(10));
+        // A 401 with the realm and nonce wakes us to send the authenticated Allocate.
+        if tokio::time::timeout(wait, relay.retry.notified())
+            .await
+            .is_err()
+        {
+            wait = (wait * 2).min(Duration::from_secs(10));
+        }
     }
     loop {
         let ips: Vec<IpAddr> = relay
@@ -166,15 +291,15 @@ pub async fn run(out: Arc<UdpOut>, relay: Arc<Relay>) {
             .map(|p| p.keys().copied().collect())
             .unwrap_or_default();
         if !ips.is_empty() {
-            let _ = out.sock.send_to(&permission(&ips), relay.server).await;
+            relay
+                .send_with_retry(&out, server, || relay.permission(&ips))
+                .await;
         }
         tokio::time::sleep(Duration::from_secs(240)).await;
-        let _ = out
-            .sock
-            .send_to(
-                &message(REFRESH, &[(ATTR_LIFETIME, 600u32.to_be_bytes().to_vec())]),
-                relay.server,
-            )
+        relay
+            .send_with_retry(&out, server, || {
+                relay.request(REFRESH, &[(ATTR_LIFETIME, 600u32.to_be_bytes().to_vec())])
+            })
             .await;
     }
 }
@@ -193,6 +318,35 @@ fn message(t: u16, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
     m.extend_from_slice(&COOKIE);
     m.extend_from_slice(&rand::random::<[u8; 12]>());
     m.extend_from_slice(&body);
+    m
+}
+
+/// `message` with USERNAME, REALM, NONCE and a MESSAGE-INTEGRITY keyed with the long-term
+/// key MD5(user ":" realm ":" password) (RFC 8489 9.2.2, 14.5; ASCII credentials, so no
+/// OpaqueString preparation).
+fn authenticated(
+    t: u16,
+    attrs: &[(u16, Vec<u8>)],
+    user: &str,
+    pass: &str,
+    realm: &str,
+    nonce: &str,
+) -> Vec<u8> {
+    use md5::Digest;
+    let mut all = attrs.to_vec();
+    all.push((ATTR_USERNAME, user.as_bytes().to_vec()));
+    all.push((ATTR_REALM, realm.as_bytes().to_vec()));
+    all.push((ATTR_NONCE, nonce.as_bytes().to_vec()));
+    let mut m = message(t, &all);
+    // The length covers the MESSAGE-INTEGRITY attribute (4 + 20 bytes) being added.
+    let len = (m.len() - 20 + 24) as u16;
+    m[2..4].copy_from_slice(&len.to_be_bytes());
+    let key = md5::Md5::digest(format!("{user}:{realm}:{pass}").as_bytes());
+    let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &key);
+    let tag = aws_lc_rs::hmac::sign(&k, &m);
+    m.extend_from_slice(&ATTR_MESSAGE_INTEGRITY.to_be_bytes());
+    m.extend_from_slice(&20u16.to_be_bytes());
+    m.extend_from_slice(tag.as_ref());
     m
 }
 

@@ -83,11 +83,13 @@ fn netns_permitted(probe: &str) -> bool {
 
 #[test]
 fn natted_nodes_link_directly_and_store_fetch() {
-    nat_lab("p2t", &[], "10.77.0.22:");
+    nat_lab("p2t", &[], "10.77.0.22:", &[]);
 }
 
 /// Both NATs symmetric and coturn on o3: the server-reflexive candidates are useless between
 /// h1 and h2, so their link runs through one of their TURN relays (10.77.0.13:49152-49999).
+/// Only o3's node knows the TURN server (`overlay.turn_service.advertise`); h1 and h2 have no
+/// `turn_server` and find it through the overlay (TURN-SERVICE, RFC 6940 9).
 #[test]
 fn natted_nodes_behind_symmetric_nats_link_through_a_turn_relay() {
     if Command::new("turnserver")
@@ -100,12 +102,56 @@ fn natted_nodes_behind_symmetric_nats_link_through_a_turn_relay() {
         eprintln!("SKIPPED: coturn is not installed (apt-get install coturn)");
         return;
     }
-    nat_lab("p2s", &[("SYMMETRIC", "1"), ("TURN", "1")], "10.77.0.13:4");
+    nat_lab(
+        "p2s",
+        &[("SYMMETRIC", "1"), ("TURN", "1")],
+        "10.77.0.13:4",
+        &[
+            (
+                "o3",
+                "advertising TURN server 10.77.0.13:3478 in the overlay",
+            ),
+            (
+                "h1",
+                "found TURN server 10.77.0.13:3478 through the overlay",
+            ),
+            (
+                "h2",
+                "found TURN server 10.77.0.13:3478 through the overlay",
+            ),
+        ],
+    );
+}
+
+/// Both NATs symmetric and no coturn: o1, o2 and o3 learn from ICE that they are not behind a
+/// NAT, run their own TURN servers (`overlay.turn_service.serve: auto`) and advertise them
+/// (TURN-SERVICE, RFC 6940 9); h1 and h2 find one through the overlay (Find, then Fetch),
+/// allocate a relayed address there with the overlay's long-term credentials, and their link
+/// runs through a relay on one of the office nodes (10.77.0.11-13).
+#[test]
+fn natted_nodes_behind_symmetric_nats_link_through_a_relay_served_by_a_node() {
+    nat_lab(
+        "p2n",
+        &[("SYMMETRIC", "1"), ("TURN", "node")],
+        "10.77.0.1",
+        &[
+            ("o*", "not behind a NAT: serving TURN on 10.77.0.1"),
+            ("o*", "TURN server: relayed address 10.77.0.1"),
+            ("h1", "found TURN server 10.77.0.1"),
+            ("h2", "found TURN server 10.77.0.1"),
+            ("h1", "TURN: relayed address 10.77.0.1"),
+        ],
+    );
 }
 
 /// Runs the lab with `env`; the link between h1 and h2 must use an address starting with
-/// `via` on one side.
-fn nat_lab(tag: &str, env: &[(&'static str, &'static str)], via: &str) {
+/// `via` on one side, and each (host, text) of `logs` must appear in that host's log (host
+/// "o*": in the log of one of o1, o2, o3).
+fn nat_lab(tag: &str, env: &[(&'static str, &'static str)], via: &str, logs: &[(&str, &str)]) {
+    // One lab at a time: five nodes each, and the timing of the Attaches between h1 and h2
+    // matters (a failed one is retried only a minute later).
+    static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let prefix = format!("{tag}{}", std::process::id() % 100_000);
     if !netns_permitted(&format!("{prefix}-probe")) {
         eprintln!(
@@ -162,9 +208,13 @@ fn nat_lab(tag: &str, env: &[(&'static str, &'static str)], via: &str) {
                 })
         })
     };
-    wait_for("h1 and h2 linked directly", Duration::from_secs(60), || {
-        (linked("h1", &h2) && linked("h2", &h1)).then_some(())
-    });
+    // A failed Attach between h1 and h2 (e.g. one had no relay or no server-reflexive
+    // candidate yet) is tried again about a minute later: allow two rounds.
+    wait_for(
+        "h1 and h2 linked directly",
+        Duration::from_secs(150),
+        || (linked("h1", &h2) && linked("h2", &h1)).then_some(()),
+    );
     for h in ["o1", "o2", "o3"] {
         wait_for(&format!("{h} joined"), Duration::from_secs(30), || {
             (lab.status(h)?["joined"] == Value::Bool(true)).then_some(())
@@ -188,6 +238,27 @@ fn nat_lab(tag: &str, env: &[(&'static str, &'static str)], via: &str) {
         a12.starts_with(via) || a21.starts_with(via),
         "h1 sees h2 at {a12}, h2 sees h1 at {a21}; expected {via}*"
     );
+    for (h, text) in logs {
+        let hosts: &[&str] = if *h == "o*" {
+            &["o1", "o2", "o3"]
+        } else {
+            &[h]
+        };
+        wait_for(
+            &format!("{h}'s log to show {text:?}"),
+            Duration::from_secs(30),
+            || {
+                hosts
+                    .iter()
+                    .any(|h| {
+                        std::fs::read_to_string(lab.dir.path().join(h).join("log"))
+                            .unwrap_or_default()
+                            .contains(text)
+                    })
+                    .then_some(())
+            },
+        );
+    }
     // Store at each NATed node; fetch everywhere.
     for h in ["h1", "h2"] {
         wait_for(&format!("store at {h}"), Duration::from_secs(30), || {
