@@ -410,6 +410,9 @@ pub struct IceState {
     pub srflx: Option<SocketAddr>,
     /// ICE sessions by our ufrag.
     pub sessions: HashMap<Vec<u8>, Session>,
+    /// When a peer first answered one of our gathering Binding requests (with or without a
+    /// server-reflexive address): TURN-SERVICE decides from it that we are not behind a NAT.
+    pub gathered_at: Option<Instant>,
     txns: HashMap<[u8; 12], Txn>,
 }
 
@@ -546,6 +549,9 @@ impl IceState {
     }
 
     fn on_gathered(&mut self, m: &Stun<'_>, from: SocketAddr, via_relay: bool, host: SocketAddr) {
+        if !via_relay && self.gathered_at.is_none() {
+            self.gathered_at = Some(Instant::now());
+        }
         // Through our relay, the peer sees the relayed address: not reflexive.
         if let Some(a) = m.mapped().filter(|_| !via_relay)
             && a != host

@@ -134,20 +134,16 @@ async fn serve_loop(
         if cfg.advertise.is_some() || host.ip().is_loopback() || host.ip().is_unspecified() {
             return;
         }
-        let mut since: Option<std::time::Instant> = None;
         loop {
-            let (answered, srflx) = match ice.lock() {
-                Ok(s) => (!s.answered.is_empty(), s.srflx),
+            let (gathered, srflx) = match ice.lock() {
+                Ok(s) => (s.gathered_at, s.srflx),
                 Err(_) => return,
             };
             if srflx.is_some() {
                 return;
             }
-            if answered {
-                let t = *since.get_or_insert_with(std::time::Instant::now);
-                if t.elapsed() >= Duration::from_secs(2) {
-                    break;
-                }
+            if gathered.is_some_and(|t| t.elapsed() >= Duration::from_secs(2)) {
+                break;
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
