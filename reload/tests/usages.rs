@@ -1,6 +1,6 @@
 //! Usages on a small in-memory overlay of real engines: RFC 7851 PathTrack and diagnostics.
-//! ReDiR runs on the simulator in `redir_sim.rs`; self-tuning in `sim.rs` and the comparison
-//! below; TURN-SERVICE discovery has a model simulation in `reload::usage::turn`.
+//! ReDiR and TURN-SERVICE run on the simulator in `usages_sim.rs`; self-tuning in `sim.rs` and
+//! the comparison below.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,16 +1,19 @@
-//! ReDiR (RFC 7374) on the deterministic simulator: real engines, real Store and Fetch of the
-//! REDIR kind through CHORD-RELOAD routing (the model test in `reload::usage::redir` checks
-//! the tree walk on an ideal DHT with 1500 peers; this one runs it through the overlay).
+//! Usages on the deterministic simulator: real engines, real Store/Fetch/Find through
+//! CHORD-RELOAD routing. ReDiR (RFC 7374; the model test in `reload::usage::redir` checks the
+//! tree walk on an ideal DHT) and TURN-SERVICE discovery (RFC 6940 9; model test in
+//! `reload::usage::turn`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use reload::codec::Codec;
 use reload::node::{Outcome, RequestId};
 use reload::sim::{Sim, SimConfig};
-use reload::storage::{DataValue, KIND_REDIR, Selector, ValueKey};
+use reload::storage::{DataValue, KIND_REDIR, KIND_TURN_SERVICE, Selector, ValueKey};
 use reload::usage::redir::{Lookup, Next, RedirParams, Registration, Step};
-use reload::wire::{NodeId, RedirServiceProvider};
+use reload::usage::turn::{Discovery, TurnNext, advertise};
+use reload::wire::{IpAddressPort, NodeId, RedirServiceProvider, TurnServer};
 use std::collections::{BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
 
 /// Waits (bounded, in virtual time) for request `req` of peer `i`.
 fn wait(sim: &mut Sim, i: usize, req: RequestId) -> Outcome {
@@ -161,5 +164,120 @@ fn redir_on_1000_simulated_peers_finds_the_closest_provider() {
     assert!(
         busiest * 5 < total,
         "one tree node took {busiest} of {total} operations"
+    );
+}
+
+/// 1000 peers, 40 of them TURN servers advertising with turn density 5: a discovery from
+/// any peer (Find at a random Resource-ID, then Fetch; RFC 6940 9) finds an advertised server.
+#[test]
+fn turn_service_discovery_on_1000_simulated_peers() {
+    let mut sim = Sim::new(SimConfig {
+        nodes: 1000,
+        seed: 11,
+        ..SimConfig::default()
+    });
+    sim.build();
+    let n = sim.node_count();
+    let servers: Vec<usize> = (3..n)
+        .step_by(25)
+        .filter(|i| sim.node(*i).is_some_and(|p| p.is_joined()))
+        .take(40)
+        .collect();
+    let mut advertised = std::collections::HashSet::new();
+    for (k, &s) in servers.iter().enumerate() {
+        let me = sim.node(s).unwrap().id();
+        let addr = IpAddressPort::from(SocketAddr::from((
+            Ipv4Addr::from(0x0a00_0000 + k as u32),
+            3478,
+        )));
+        advertised.insert(addr.clone());
+        for (resource, value) in advertise(me, 5, addr) {
+            let bytes = value.to_bytes().unwrap();
+            let req = sim
+                .with_node(s, |node, t| {
+                    node.store(
+                        t,
+                        resource,
+                        KIND_TURN_SERVICE,
+                        vec![(
+                            ValueKey::Single,
+                            DataValue {
+                                exists: true,
+                                value: bytes,
+                            },
+                            600,
+                        )],
+                    )
+                })
+                .unwrap();
+            assert!(
+                matches!(wait(&mut sim, s, req), Outcome::Stored(_)),
+                "TURN-SERVICE store refused (NODE-MULTIPLE)"
+            );
+        }
+    }
+    let discoveries = 200u64;
+    let (mut ok, mut finds) = (0, 0u64);
+    for k in 0..discoveries {
+        let from = (k as usize * 53 + 1) % n;
+        if !sim.node(from).is_some_and(|p| p.is_joined()) {
+            continue;
+        }
+        let rnd = |j: u64| {
+            u128::from(k * 1000 + j).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+        };
+        let (mut d, mut next) = Discovery::start(rnd(0), 20);
+        let mut j = 1;
+        let found = loop {
+            j += 1;
+            next = match next {
+                TurnNext::Find(r) => {
+                    finds += 1;
+                    let req = sim
+                        .with_node(from, |node, t| node.find(t, r, vec![KIND_TURN_SERVICE]))
+                        .unwrap();
+                    let Outcome::Found(v) = wait(&mut sim, from, req) else {
+                        panic!("Find: unexpected outcome");
+                    };
+                    let closest = v
+                        .into_iter()
+                        .find(|(kind, _)| *kind == KIND_TURN_SERVICE)
+                        .map(|(_, r)| r)
+                        .filter(|r| r.0.iter().any(|b| *b != 0));
+                    d.found(closest, rnd(j))
+                }
+                TurnNext::Fetch(r) => {
+                    let req = sim
+                        .with_node(from, |node, t| {
+                            node.fetch(t, r, vec![(KIND_TURN_SERVICE, Selector::Single)])
+                        })
+                        .unwrap();
+                    let Outcome::Fetched(kinds) = wait(&mut sim, from, req) else {
+                        panic!("Fetch: unexpected outcome");
+                    };
+                    let servers: Vec<TurnServer> = kinds
+                        .iter()
+                        .filter(|k| k.kind == KIND_TURN_SERVICE)
+                        .flat_map(|k| k.values.iter())
+                        .filter(|v| v.value.exists)
+                        .filter_map(|v| TurnServer::from_bytes(&v.value.value).ok())
+                        .collect();
+                    d.fetched(servers, rnd(j))
+                }
+                TurnNext::Done(v) => break v,
+            };
+        };
+        if !found.is_empty() && found.iter().all(|s| advertised.contains(&s.server_address)) {
+            ok += 1;
+        }
+    }
+    eprintln!(
+        "TURN-SERVICE on 1000 simulated peers: {} servers x density 5, {ok}/{discoveries} discoveries found a server, {:.2} Finds each",
+        servers.len(),
+        finds as f64 / discoveries as f64
+    );
+    assert_eq!(
+        ok, discoveries,
+        "every discovery finds an advertised server"
     );
 }
