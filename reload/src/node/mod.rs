@@ -651,9 +651,22 @@ impl Node {
         }
     }
 
+    /// (Re)starts joining: through a bootstrap link that is still up if there is one (dialling
+    /// the same address anew may be refused by the transport: one DTLS association per
+    /// address), else by connecting to a configured bootstrap address.
     fn bootstrap(&mut self, now: Time) {
         self.state = JoinState::Bootstrapping;
         self.table.clear();
+        let live = self
+            .bootstrap_links
+            .iter()
+            .find_map(|l| self.links.get(l).map(|p| (*l, *p)));
+        self.bootstrap_links.clear();
+        if let Some((link, peer)) = live {
+            self.arm_join_retry(now);
+            self.on_link_up(now, link, peer);
+            return;
+        }
         if self.cfg.bootstrap.is_empty() {
             return;
         }
@@ -661,6 +674,11 @@ impl Node {
         if let Some(addr) = self.cfg.bootstrap.get(i).copied() {
             self.out.push_back(Output::Connect { peer: None, addr });
         }
+        self.arm_join_retry(now);
+    }
+
+    /// Starts a new join attempt epoch and arms its retry timer.
+    fn arm_join_retry(&mut self, now: Time) {
         self.join_epoch = self.join_epoch.wrapping_add(1);
         self.arm(
             now.plus_ms(self.cfg.reliability_timer_ms * 20),
@@ -2749,7 +2767,6 @@ impl Node {
                             JoinState::Bootstrapping | JoinState::WaitAp | JoinState::Joining
                         )
                     {
-                        self.bootstrap_links.clear();
                         self.bootstrap(now);
                     }
                 }

@@ -1119,3 +1119,65 @@ fn every_attach_carries_fresh_random_ice_credentials() {
     }
     assert!(kept >= 2, "{kept}");
 }
+
+/// A join that stalls after the bootstrap link came up (the admitting peer never answers)
+/// is retried through the bootstrap link that is still up, not by dialling the bootstrap
+/// address again (a transport may refuse a second association to the same address).
+#[test]
+fn join_retry_reuses_the_live_bootstrap_link() {
+    let cfg = NodeConfig {
+        bootstrap: vec![addr(0)],
+        local_addr: addr(1),
+        user: Some("user1@example.com".into()),
+        ..NodeConfig::default()
+    };
+    let mut n = Node::new(cfg, NodeId(77), 1);
+    let mut now = Time(1_000_000);
+    n.start(now);
+    let drain = |n: &mut Node| std::iter::from_fn(|| n.poll_output()).collect::<Vec<_>>();
+    let first = drain(&mut n);
+    assert!(
+        first
+            .iter()
+            .any(|o| matches!(o, Output::Connect { peer: None, addr: a } if *a == addr(0))),
+        "{first:?}"
+    );
+    let link = LinkId(1);
+    n.handle_input(
+        now,
+        Input::LinkUp {
+            link,
+            peer: NodeId(5),
+        },
+    );
+    let attach = drain(&mut n);
+    assert!(
+        attach
+            .iter()
+            .any(|o| matches!(o, Output::Send { link: l, .. } if *l == link))
+    );
+    // Nobody answers; run past the join retry (20 reliability timers) with the link still up.
+    let mut later = Vec::new();
+    while now.0 < 1_000_000 + 70_000 {
+        now = n
+            .poll_timeout()
+            .unwrap_or(now.plus_ms(1000))
+            .max(now.plus_ms(1));
+        n.handle_input(now, Input::Timeout);
+        later.extend(drain(&mut n));
+    }
+    assert!(
+        !later
+            .iter()
+            .any(|o| matches!(o, Output::Connect { peer: None, .. })),
+        "dialled the bootstrap again although its link is up: {later:?}"
+    );
+    assert!(
+        later
+            .iter()
+            .filter(|o| matches!(o, Output::Send { link: l, .. } if *l == link))
+            .count()
+            >= 2,
+        "no new join attempt through the bootstrap link"
+    );
+}
