@@ -220,6 +220,9 @@ pub struct OverlaySection {
     pub turn_server: String,
     /// Derive the Chord stabilization interval from the estimated churn (RFC 7363).
     pub self_tuning: bool,
+    /// Leave our certificate out of requests once it is stored in the overlay; receivers
+    /// fetch it from CERTIFICATE_BY_NODE and cache it (RFC 6940 6.3.4, 8).
+    pub omit_certificates: bool,
     /// TURN-SERVICE usage (RFC 6940 9): advertise a TURN server, find one through the overlay.
     pub turn_service: TurnServiceSection,
 }
@@ -317,6 +320,7 @@ impl Default for OverlaySection {
             turn_server: String::new(),
             turn_service: TurnServiceSection::default(),
             self_tuning: false,
+            omit_certificates: false,
         }
     }
 }

@@ -103,6 +103,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
             turn_server: loaded.turn_server,
             turn_service: loaded.turn_service.clone(),
             self_tuning: c.overlay.self_tuning,
+            omit_certificates: c.overlay.omit_certificates,
         },
         identity.clone(),
     )

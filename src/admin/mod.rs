@@ -193,6 +193,16 @@ async fn serve(
                 e.to_string().into(),
             ),
         },
+        ("POST", "/debug/forget-certificates") if cfg.debug => {
+            match overlay.forget_certificates().await {
+                Ok(()) => ("200 OK", "text/plain", b"forgotten\n".to_vec()),
+                Err(e) => (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    e.to_string().into_bytes(),
+                ),
+            }
+        }
         ("POST", "/debug/store") if cfg.debug => {
             let r = overlay
                 .store(

@@ -65,6 +65,9 @@ pub struct OverlayConfig {
     pub turn_service: turn_service::TurnServiceConfig,
     /// Derive the stabilization interval from the estimated churn (RFC 7363).
     pub self_tuning: bool,
+    /// Leave our certificate out of requests once it is stored in the overlay (receivers
+    /// fetch it from CERTIFICATE_BY_NODE, RFC 6940 6.3.4).
+    pub omit_certificates: bool,
 }
 
 /// The overlay link protocol a node uses for the links it opens (RFC 6940 6.6).
@@ -120,6 +123,8 @@ enum Command {
         reply: oneshot::Sender<NodeId>,
     },
     Status(oneshot::Sender<serde_json::Value>),
+    /// Forget the peer certificates verified so far (admin debug).
+    ForgetCertificates(oneshot::Sender<()>),
     Metrics(oneshot::Sender<String>),
     Leave(oneshot::Sender<()>),
     // calls: AppAttach (RFC 6940 6.5.2)
@@ -302,6 +307,11 @@ impl OverlayHandle {
         self.call(Command::Status).await
     }
 
+    /// Forgets the peer certificates verified so far (`POST /debug/forget-certificates`).
+    pub async fn forget_certificates(&self) -> Result<(), HandleError> {
+        self.call(Command::ForgetCertificates).await
+    }
+
     /// Prometheus text (for `GET /metrics`).
     pub async fn metrics(&self) -> Result<String, HandleError> {
         self.call(Command::Metrics).await
@@ -429,6 +439,7 @@ pub async fn start(
         // replica hand-over, a big Fetch answer) are fragmented by the engine (RFC 6940 6.7)
         // on every link, TLS ones too, so the same message can cross any link.
         link_mtu: dtls::MAX_DTLS_MESSAGE,
+        omit_certificates: cfg.omit_certificates,
         ..NodeConfig::default()
     };
     // One X.509 provider (reload::crypto::x509); the engine's time is Unix ms, so epoch 0.
@@ -906,6 +917,11 @@ impl Driver {
             }
             Command::Status(reply) => {
                 let _ = reply.send(self.status());
+            }
+            Command::ForgetCertificates(reply) => {
+                tracing::info!("forgetting the peer certificates verified so far");
+                self.node.forget_certificates();
+                let _ = reply.send(());
             }
             Command::Metrics(reply) => {
                 let _ = reply.send(self.prometheus());
@@ -1613,6 +1629,12 @@ impl Driver {
                 "bad_signature": st.bad_signature,
                 "impersonation": st.impersonation,
                 "store_forbidden": st.store_forbidden,
+                "certificates_cached": self.node.certificates_cached(),
+                "certificates_published": self.node.certificates_published(),
+                "certificate_fetches": st.cert_fetches,
+                "certificate_fetches_failed": st.cert_fetch_failed,
+                "held_for_certificates": st.cert_held,
+                "certificate_hold_timeouts": st.cert_hold_timeouts,
             },
         })
     }
@@ -1652,6 +1674,11 @@ impl Driver {
             s,
             "# TYPE p2psip_overlay_decode_errors_total counter\np2psip_overlay_decode_errors_total {}",
             st.decode_errors
+        );
+        let _ = writeln!(
+            s,
+            "# HELP p2psip_overlay_certificate_fetches_total Signers' certificates fetched from CERTIFICATE_BY_NODE.\n# TYPE p2psip_overlay_certificate_fetches_total counter\np2psip_overlay_certificate_fetches_total {}",
+            st.cert_fetches
         );
         let _ = writeln!(
             s,

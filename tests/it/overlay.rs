@@ -112,6 +112,17 @@ pub fn start_overlay(n: usize, env: &[(&str, &str)]) -> Vec<OverlayNode> {
 
 /// Starts `n` nodes that open their links with `link` ("tls" or "dtls").
 pub fn start_overlay_link(n: usize, env: &[(&str, &str)], link: &str) -> Vec<OverlayNode> {
+    start_overlay_extra(n, env, link, "")
+}
+
+/// As [`start_overlay_link`], with `extra` (indented YAML lines) added to each node's
+/// `overlay:` section.
+pub fn start_overlay_extra(
+    n: usize,
+    env: &[(&str, &str)],
+    link: &str,
+    extra: &str,
+) -> Vec<OverlayNode> {
     let mut nodes: Vec<OverlayNode> = Vec::new();
     for i in 1..=n {
         let user = format!("n{i}");
@@ -120,7 +131,11 @@ pub fn start_overlay_link(n: usize, env: &[(&str, &str)], link: &str) -> Vec<Ove
         let enroll = nodes.first().and_then(|f| f.enroll);
         std::fs::write(
             dir.path().join("config.yaml"),
-            node_config_link(&user, 0, boot, enroll, link),
+            node_config_link(&user, 0, boot, enroll, link).replacen(
+                "overlay:\n",
+                &format!("overlay:\n{extra}"),
+                1,
+            ),
         )
         .unwrap();
         let mut p = NodeProc::start_in_env(dir, &[], env);
@@ -207,6 +222,21 @@ pub fn store(n: &OverlayNode, value: &str) {
     })
 }
 
+/// Each node stores a value under its user; every node fetches every value.
+pub fn store_everywhere_fetch_everywhere(nodes: &[OverlayNode]) {
+    for n in nodes {
+        store(n, &format!("value-of-{}", n.user));
+    }
+    for a in nodes {
+        for b in nodes {
+            let got = wait_for(&format!("{} fetching {}", a.user, b.user), T, || {
+                fetch(a, &b.user).filter(|v| !v.is_empty())
+            });
+            assert_eq!(got, vec![format!("value-of-{}", b.user)]);
+        }
+    }
+}
+
 pub fn fetch(n: &OverlayNode, user: &str) -> Option<Vec<String>> {
     let (c, b) = http(n.admin, "GET", &format!("/debug/fetch?user={user}"), b"")?;
     if c != 200 {
@@ -222,17 +252,7 @@ fn five_processes_form_a_ring_store_fetch_and_survive_a_kill() {
     let mut nodes = start_overlay(5, &[]);
     let refs: Vec<&OverlayNode> = nodes.iter().collect();
     wait_ring(&refs, Duration::from_secs(30));
-    for n in &nodes {
-        store(n, &format!("value-of-{}", n.user));
-    }
-    for a in &nodes {
-        for b in &nodes {
-            let got = wait_for(&format!("{} fetching {}", a.user, b.user), T, || {
-                fetch(a, &b.user).filter(|v| !v.is_empty())
-            });
-            assert_eq!(got, vec![format!("value-of-{}", b.user)]);
-        }
-    }
+    store_everywhere_fetch_everywhere(&nodes);
     // Metrics name the methods seen.
     let (c, m) = http(nodes[0].admin, "GET", "/metrics", b"").unwrap();
     assert_eq!(c, 200);
@@ -277,17 +297,7 @@ fn dtls_links_form_a_ring_and_store_fetch() {
     let nodes = start_overlay_link(4, &[], "dtls");
     let refs: Vec<&OverlayNode> = nodes.iter().collect();
     wait_ring(&refs, Duration::from_secs(40));
-    for n in &nodes {
-        store(n, &format!("value-of-{}", n.user));
-    }
-    for a in &nodes {
-        for b in &nodes {
-            let got = wait_for(&format!("{} fetching {}", a.user, b.user), T, || {
-                fetch(a, &b.user).filter(|v| !v.is_empty())
-            });
-            assert_eq!(got, vec![format!("value-of-{}", b.user)]);
-        }
-    }
+    store_everywhere_fetch_everywhere(&nodes);
     for n in &nodes {
         let st = status(n.admin).unwrap();
         let links = st["links"].as_array().unwrap();
@@ -296,6 +306,51 @@ fn dtls_links_form_a_ring_and_store_fetch() {
             assert_eq!(l["protocol"], "dtls", "{l}");
         }
     }
+}
+
+/// With `overlay.omit_certificates`, nodes leave their certificates out of requests once
+/// they stored them in the overlay (RFC 6940 6.3.4, 8). Node 4 forgets every certificate it
+/// verified; node 1's next request to it (a ping, without certificate) is held while node 4
+/// fetches node 1's certificate from CERTIFICATE_BY_NODE, verifies it against the overlay CA
+/// and caches it; then the ping is answered.
+#[test]
+fn omitted_certificates_are_fetched_from_the_overlay() {
+    let nodes = start_overlay_extra(4, &[], "tls", "  omit_certificates: true\n");
+    let refs: Vec<&OverlayNode> = nodes.iter().collect();
+    wait_ring(&refs, Duration::from_secs(40));
+    let stats = |n: &OverlayNode| status(n.admin).map(|s| s["stats"].clone());
+    for n in &nodes {
+        wait_for(&format!("{} storing its certificate", n.user), T, || {
+            (stats(n)?["certificates_published"] == true).then_some(())
+        });
+    }
+    let mut nodes = nodes;
+    let (c, _) = http(nodes[3].admin, "POST", "/debug/forget-certificates", b"").unwrap();
+    assert_eq!(c, 200);
+    let id4 = status(nodes[3].admin).unwrap()["node_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = std::process::Command::new(crate::harness::bin())
+        .args(["diag", "ping", &id4, "--admin", &nodes[0].admin.to_string()])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if !(out.status.success() && text.contains(&id4)) {
+        let st = stats(&nodes[3]);
+        let lines = nodes[3].proc.drain().join("\n");
+        panic!("ping: {text}; node 4: {st:?}\n{lines}");
+    }
+    let n4 = &nodes[3];
+    let st = wait_for("node 4 to fetch a certificate", T, || {
+        stats(n4).filter(|s| s["certificate_fetches"].as_u64() > Some(0))
+    });
+    assert!(st["certificates_cached"].as_u64() > Some(0), "{st}");
+    assert_eq!(st["certificate_fetches_failed"], 0, "{st}");
+    assert_eq!(st["bad_signature"], 0, "{st}");
+    // Store and fetch go on everywhere.
+    store_everywhere_fetch_everywhere(&nodes);
 }
 
 /// The capture process, stopped even when the test fails.

@@ -77,6 +77,10 @@ pub trait CryptoProvider: std::fmt::Debug + Send + Sync {
         let _ = hash;
         false
     }
+    /// Forgets the certificates verified so far (operators' and tests' tool: the next
+    /// message of each signer must carry its certificate or have it fetched). The default
+    /// keeps none.
+    fn forget_certificates(&self) {}
 }
 
 /// A simulator provider: the "certificate" is `NodeId || user name`, the signature is

@@ -598,6 +598,12 @@ impl CryptoProvider for X509Crypto {
             .store(self.epoch_unix.saturating_add(secs), Ordering::Relaxed);
     }
 
+    fn forget_certificates(&self) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.clear();
+        }
+    }
+
     fn knows_certificate(&self, hash: &[u8]) -> bool {
         self.cache
             .lock()

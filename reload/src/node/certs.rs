@@ -213,7 +213,13 @@ impl Node {
             self.arm(at, Timer::CertHold);
             return;
         }
+        tracing::debug!(found, held = ready.len(), "certificate fetch answered");
         if !found {
+            tracing::info!(
+                "certificate {} not found in the overlay: {} held message(s) dropped",
+                hex::encode(hash.get(..8).unwrap_or_default()),
+                ready.len()
+            );
             self.stats.cert_fetch_failed += 1;
             self.stats.dropped += ready.len() as u64;
             self.cert_store.failed.insert(hash, now);
@@ -355,6 +361,22 @@ impl Node {
         self.cert_store.cached()
     }
 
+    /// Whether our certificates are stored in the overlay (then requests may leave them out
+    /// under [`super::NodeConfig::omit_certificates`]).
+    #[must_use]
+    pub fn certificates_published(&self) -> bool {
+        self.certs_published
+    }
+
+    /// Forgets every peer certificate verified or fetched so far (the engine's cache and the
+    /// provider's): later messages whose signer's certificate is left out fetch it again.
+    pub fn forget_certificates(&mut self) {
+        self.cert_store.cache.clear();
+        self.cert_store.order.clear();
+        self.cert_store.failed.clear();
+        self.crypto.forget_certificates();
+    }
+
     /// Messages waiting for their signer's certificate.
     #[must_use]
     pub fn messages_held_for_certificates(&self) -> usize {
@@ -363,9 +385,19 @@ impl Node {
 
     /// Whether our requests may leave our certificate out: asked for by the configuration,
     /// joined, and our certificate already stored in the overlay.
+    ///
+    /// A certificate Fetch always carries ours: its receiver may lack our certificate too,
+    /// and if it had to fetch ours first, two nodes missing each other's certificates would
+    /// wait on each other until both gave up (seen with four real nodes, one of which had
+    /// forgotten its certificates).
     pub(super) fn may_omit_certificates(&self, body: &Body) -> bool {
+        let cert_fetch = matches!(body, Body::FetchReq { specifiers, .. }
+        if specifiers.iter().any(|(k, _, _)| {
+            *k == KIND_CERTIFICATE_BY_NODE || *k == KIND_CERTIFICATE_BY_USER
+        }));
         self.cfg.omit_certificates
             && self.certs_published
+            && !cert_fetch
             && !matches!(body, Body::StoreReq { .. } | Body::JoinReq(_))
     }
 }

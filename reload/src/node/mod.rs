@@ -1496,6 +1496,11 @@ impl Node {
         let sig = &parsed.security.signature;
         let certs = self.certs_with_cached(sig, &parsed.security.certs);
         let Some(signer) = self.crypto.verify(&input, sig, &certs) else {
+            tracing::debug!(
+                carried = parsed.security.certs.len(),
+                request = msg::is_request(parsed.code),
+                "signature does not verify"
+            );
             if self.cert_missing(sig, &parsed.security.certs) {
                 // Fetch the signer's certificate (RFC 6940 6.3.4, 8), then try again.
                 let origin = match header.via_list.first() {
