@@ -91,6 +91,8 @@ struct Inner {
     dialer: Dialer,
     next_link: AtomicU64,
     links: Mutex<HashMap<LinkId, LinkInfo>>,
+    /// One dial per node at a time: concurrent calls to a node share its link.
+    dialing: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn millis() -> u64 {
@@ -146,6 +148,7 @@ impl AppSocket {
                 dialer,
                 next_link: AtomicU64::new(1),
                 links: Mutex::new(HashMap::new()),
+                dialing: Mutex::new(HashMap::new()),
             }),
         };
         tokio::spawn(me.clone().serve(rrx));
@@ -271,6 +274,18 @@ impl AppSocket {
         let remote = ans.udp_candidates();
         if remote.is_empty() {
             return Err("the answer offers no UDP candidate".into());
+        }
+        // Calls to the same node at the same moment: the first one's link serves them all.
+        let gate = {
+            let mut d = i.dialing.lock().map_err(|_| "dial state")?;
+            if d.len() > 1024 {
+                d.retain(|_, g| Arc::strong_count(g) > 1);
+            }
+            d.entry(node).or_default().clone()
+        };
+        let _one = gate.lock().await;
+        if let Some(c) = i.dialer.peers.conn_to(node) {
+            return Ok(c);
         }
         self.permit(&remote);
         let (ufrag, pwd) = mine;
