@@ -398,6 +398,7 @@ fn calls_reach_a_node_behind_a_symmetric_nat_over_sip_dtls() {
                 .then_some(())
         },
     );
+    let allocated = std::time::Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let sipp = |host: &str, file: &str, args: &[&str]| -> std::process::Child {
         Command::new("ip")
@@ -481,6 +482,13 @@ fn calls_reach_a_node_behind_a_symmetric_nat_over_sip_dtls() {
         &["-p", phone, "-set", "user", "1001", "-m", "10"],
     );
     for (host, user, port) in [("o1", "1000", "5091"), ("h2", "1002", "5092")] {
+        if host == "h2" {
+            // NAT1 forgets an idle UDP mapping after 30 s (conntrack); h1's relay must stay
+            // reachable beyond that (its keepalives to the TURN server), so h2 calls later.
+            while allocated.elapsed() < Duration::from_secs(35) {
+                std::thread::sleep(Duration::from_millis(500)); // ok: waits out the NAT's idle timeout on purpose
+            }
+        }
         let c = creds(user);
         let mut uac = sipp(
             host,
