@@ -334,7 +334,10 @@ impl Router {
                     None => tls.await,
                 };
                 match r {
-                    Ok(c) => return Ok(c),
+                    Ok(c) => {
+                        tracing::info!("reached node {} over SIP/TLS at {}", short(node), c.1);
+                        return Ok(c);
+                    }
                     Err(e) => why.push(format!("TLS to {addrs:?} failed: {e}")),
                 }
             }
