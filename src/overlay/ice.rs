@@ -504,6 +504,9 @@ impl IceState {
             attrs.push((USE_CANDIDATE, Vec::new()));
         }
         let m = build(BINDING_REQUEST, &txid, &attrs, Some(&r.pwd));
+        tracing::debug!(
+            "ICE check to {to} (through our relay: {via_relay}, nominating: {use_candidate})"
+        );
         if self.txns.len() >= 4096 {
             self.txns
                 .retain(|_, t| now.duration_since(t.sent) < Duration::from_secs(10));
@@ -622,6 +625,7 @@ impl IceState {
         if !valid && !s.triggered.contains(&(from, via_relay)) && s.triggered.len() < 64 {
             s.triggered.push_back((from, via_relay));
         }
+        tracing::debug!("ICE check from {from} (through our relay: {via_relay}) answered");
         // Nomination on the controlled side (7.3.1.5).
         if !s.controlling && m.attr(USE_CANDIDATE).is_some() {
             if valid {
@@ -675,8 +679,16 @@ impl IceState {
         }
         // 7.2.5.2.1: the response must come from where the check went.
         if from != t.to {
+            tracing::debug!(
+                "ICE answer from {from} to a check sent to {}: ignored",
+                t.to
+            );
             return;
         }
+        tracing::debug!(
+            "ICE check to {from} succeeded (through our relay: {})",
+            t.via_relay
+        );
         s.valid.insert((from, t.via_relay));
         s.answers.insert(from, Instant::now());
         // Controlling: our USE-CANDIDATE check succeeded. Controlled: USE-CANDIDATE came

@@ -805,16 +805,23 @@ impl Driver {
             };
             tokio::select! {
                 cmd = self.cmds.recv() => match cmd {
-                    Some(c) => self.command(c),
+                    Some(c) => { self.refresh_candidates(); self.command(c) }
                     None => { self.node.leave(now()); self.flush(); return; }
                 },
-                ev = self.events.recv() => if let Some(ev) = ev { self.arrival(ev) },
-                r = self.dtls_rx.recv() => if let Some(r) = r { self.dtls_report(r) },
+                ev = self.events.recv() => if let Some(ev) = ev {
+                    self.refresh_candidates();
+                    self.arrival(ev)
+                },
+                r = self.dtls_rx.recv() => if let Some(r) = r {
+                    self.refresh_candidates();
+                    self.dtls_report(r)
+                },
                 acc = self.listener.accept() => match acc {
                     Ok((sock, addr)) => self.accepted(sock, addr),
                     Err(e) => tracing::warn!("overlay accept failed: {e}"),
                 },
                 _ = timer => {
+                    self.refresh_candidates();
                     let t = now();
                     if self.node.poll_timeout().is_some_and(|w| w <= t) {
                         self.node.handle_input(t, Input::Timeout);
@@ -990,7 +997,11 @@ impl Driver {
         l
     }
 
-    fn flush(&mut self) {
+    /// Gives the engine our current candidates: the server-reflexive address and the TURN
+    /// allocation are learned by other tasks, so this runs before every input, or an Attach
+    /// built on that input would miss what was learned since the last one (a peer behind a
+    /// NAT then never permits our NAT's address on its relay).
+    fn refresh_candidates(&mut self) {
         if self.cfg.link == LinkProtocol::Dtls {
             let srflx = self.ice.lock().ok().and_then(|s| s.srflx);
             let relayed = self.relay.as_ref().and_then(|r| r.relayed());
@@ -1001,6 +1012,10 @@ impl Driver {
                     .set_local_candidates(ice::local_candidates(self.host, srflx, relayed));
             }
         }
+    }
+
+    fn flush(&mut self) {
+        self.refresh_candidates();
         // Sessions for the credentials of the Attaches about to go out, so the checks
         // coming back verify.
         while let Some((ufrag, pwd)) = self.node.poll_ice_credentials() {

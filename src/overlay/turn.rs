@@ -23,6 +23,7 @@ const ALLOCATE: u16 = 0x0003;
 const REFRESH: u16 = 0x0004;
 const CREATE_PERMISSION: u16 = 0x0008;
 const SEND_INDICATION: u16 = 0x0016;
+const BINDING_INDICATION: u16 = 0x0011;
 const DATA_INDICATION: u16 = 0x0017;
 const ATTR_XOR_PEER: u16 = 0x0012;
 const ATTR_DATA: u16 = 0x0013;
@@ -72,18 +73,58 @@ impl UdpOut {
     }
 }
 
+/// What the server answered to one of our requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// A success response.
+    Granted,
+    /// An error response: its code, and whether it brought a realm/nonce worth a new try.
+    Refused { code: Option<u16>, new_nonce: bool },
+}
+
+/// Why a request to the TURN server did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TurnError {
+    /// The server answered with an error code.
+    #[error("refused with error {0}")]
+    Refused(u16),
+    /// The server answered with an error without a code.
+    #[error("refused")]
+    RefusedNoCode,
+    /// No answer after every retransmission.
+    #[error("no answer")]
+    Timeout,
+}
+
+/// Retransmissions of one request (RFC 8489 6.2.1: Rc = 7; fewer here, the overlay retries).
+const MAX_SENDS: u32 = 6;
+/// First retransmission timeout; doubles up to [`MAX_RTO`].
+const FIRST_RTO: Duration = Duration::from_millis(250);
+/// Largest retransmission timeout.
+const MAX_RTO: Duration = Duration::from_secs(2);
+/// Interval of the keepalives that hold our NAT's mapping towards the TURN server open
+/// (RFC 8445 11 suggests 15 s; Linux drops an idle UDP mapping after 30 s): without them
+/// the next request leaves from a new port, which the server does not know.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+/// Allocation lifetime asked for, and when it and the permissions are refreshed.
+const LIFETIME_S: u32 = 600;
+const REFRESH_EVERY: Duration = Duration::from_secs(240);
+
 /// State of our allocation on one TURN server.
 #[derive(Debug)]
 pub struct Relay {
     server: std::sync::OnceLock<SocketAddr>,
     relayed: Mutex<Option<SocketAddr>>,
+    /// Peers' IPs we want permitted (granted, or waiting for the allocation).
     permitted: Mutex<HashMap<IpAddr, ()>>,
     /// Long-term credentials (user, password), used once the server asks for them.
     creds: Mutex<Option<(String, String)>>,
     /// The server's realm and nonce from its last 401/438 answer.
     auth: Mutex<Option<(String, String)>>,
-    /// Woken when the server sent a new nonce: the last request is sent again.
-    retry: tokio::sync::Notify,
+    /// Answers to our requests, by transaction id, until the requester takes them.
+    answers: Mutex<HashMap<[u8; 12], Answer>>,
+    /// Woken when an answer arrives.
+    answered: tokio::sync::Notify,
 }
 
 impl Relay {
@@ -102,7 +143,8 @@ impl Relay {
             permitted: Mutex::new(HashMap::new()),
             creds: Mutex::new(None),
             auth: Mutex::new(None),
-            retry: tokio::sync::Notify::new(),
+            answers: Mutex::new(HashMap::new()),
+            answered: tokio::sync::Notify::new(),
         }
     }
 
@@ -133,11 +175,7 @@ impl Relay {
 
     /// Records the realm and nonce of a 401/438 error response; true when they are new
     /// (the request is worth sending again with them).
-    fn challenge(&self, attrs: &[(u16, &[u8])]) -> bool {
-        let code = attrs
-            .iter()
-            .find(|(k, _)| *k == ATTR_ERROR_CODE)
-            .and_then(|(_, v)| Some(u16::from(*v.get(2)? & 7) * 100 + u16::from(*v.get(3)?)));
+    fn challenge(&self, code: Option<u16>, attrs: &[(u16, &[u8])]) -> bool {
         let text = |a: u16| {
             attrs
                 .iter()
@@ -159,8 +197,57 @@ impl Relay {
             return false;
         }
         *a = new;
-        self.retry.notify_one();
         true
+    }
+
+    /// Sends the request `make()` builds until the server answers: retransmitted with a
+    /// doubling timeout, built again (new nonce) after a 401/438 that brought a new one.
+    async fn transact(
+        &self,
+        out: &UdpOut,
+        server: SocketAddr,
+        make: impl Fn() -> Vec<u8>,
+    ) -> Result<(), TurnError> {
+        let mut rto = FIRST_RTO;
+        let mut challenges = 0;
+        let mut sends = 0;
+        let mut m = make();
+        while sends < MAX_SENDS {
+            let Some(txid) = m.get(8..20).and_then(|t| <[u8; 12]>::try_from(t).ok()) else {
+                return Err(TurnError::Timeout);
+            };
+            let deadline = tokio::time::Instant::now() + rto;
+            let _ = out.sock.send_to(&m, server).await;
+            sends += 1;
+            let answer = loop {
+                let woken = self.answered.notified();
+                tokio::pin!(woken);
+                woken.as_mut().enable();
+                if let Some(a) = self.answers.lock().ok().and_then(|mut a| a.remove(&txid)) {
+                    break Some(a);
+                }
+                if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                    break None;
+                }
+            };
+            match answer {
+                Some(Answer::Granted) => return Ok(()),
+                Some(Answer::Refused {
+                    new_nonce: true, ..
+                }) if challenges < 2 => {
+                    challenges += 1;
+                    m = make();
+                }
+                Some(Answer::Refused { code, .. }) => {
+                    return Err(code.map_or(TurnError::RefusedNoCode, TurnError::Refused));
+                }
+                None => {
+                    // Retransmission: the same transaction (RFC 8489 6.2.1).
+                    rto = (rto * 2).min(MAX_RTO);
+                }
+            }
+        }
+        Err(TurnError::Timeout)
     }
 
     /// The TURN server, once known.
@@ -178,23 +265,23 @@ impl Relay {
         self.relayed.lock().ok().and_then(|r| *r)
     }
 
-    /// Handles a datagram from the server: records an allocation; for a Data indication,
-    /// returns the peer and the data.
+    /// Handles a datagram from the server: records allocations and answers to our
+    /// requests; for a Data indication, returns the peer and the data.
     pub fn handle(&self, d: &[u8]) -> Option<(SocketAddr, Vec<u8>)> {
         let t = u16::from_be_bytes([*d.first()?, *d.get(1)?]);
         let txid = d.get(8..20)?;
         let attrs = attributes(d)?;
-        match t {
-            DATA_INDICATION => {
-                let peer = attrs
-                    .iter()
-                    .find(|(k, _)| *k == ATTR_XOR_PEER)
-                    .and_then(|(_, v)| parse_xor_addr(v, txid))?;
-                let data = attrs.iter().find(|(k, _)| *k == ATTR_DATA)?.1.to_vec();
-                Some((peer, data))
-            }
+        if t == DATA_INDICATION {
+            let peer = attrs
+                .iter()
+                .find(|(k, _)| *k == ATTR_XOR_PEER)
+                .and_then(|(_, v)| parse_xor_addr(v, txid))?;
+            let data = attrs.iter().find(|(k, _)| *k == ATTR_DATA)?.1.to_vec();
+            return Some((peer, data));
+        }
+        let answer = match t {
+            // Allocate success.
             0x0103 => {
-                // Allocate success.
                 if let Some(a) = attrs
                     .iter()
                     .find(|(k, _)| *k == ATTR_XOR_RELAYED)
@@ -208,27 +295,38 @@ impl Relay {
                     );
                     *r = Some(a);
                 }
-                None
+                Answer::Granted
             }
-            0x0113 => {
-                if !self.challenge(&attrs) {
-                    tracing::warn!(
-                        "TURN: allocation refused by {}",
-                        self.server().map_or("?".into(), |s| s.to_string())
-                    );
+            // Refresh and CreatePermission successes.
+            0x0104 | 0x0108 => Answer::Granted,
+            // Allocate, Refresh and CreatePermission errors.
+            0x0113 | 0x0114 | 0x0118 => {
+                let code = attrs
+                    .iter()
+                    .find(|(k, _)| *k == ATTR_ERROR_CODE)
+                    .and_then(|(_, v)| {
+                        Some(u16::from(*v.get(2)? & 7) * 100 + u16::from(*v.get(3)?))
+                    });
+                Answer::Refused {
+                    code,
+                    new_nonce: self.challenge(code, &attrs),
                 }
-                None
             }
-            // Refresh or CreatePermission error: a stale nonce is answered by sending again.
-            0x0114 | 0x0118 => {
-                self.challenge(&attrs);
-                None
+            _ => return None,
+        };
+        if let (Ok(txid), Ok(mut a)) = (<[u8; 12]>::try_from(txid), self.answers.lock()) {
+            if a.len() >= 256 {
+                a.clear();
             }
-            _ => None,
+            a.insert(txid, answer);
         }
+        self.answered.notify_waiters();
+        None
     }
 
-    /// Lets `ips` send to us through the relay (CreatePermission; refreshed by [`run`]).
+    /// Lets `ips` send to us through the relay (CreatePermission, retransmitted until the
+    /// server answers; refreshed by [`run`]). Before the allocation exists, [`run`] sends
+    /// them once it does.
     pub async fn permit(&self, out: &UdpOut, ips: Vec<IpAddr>) {
         let new: Vec<IpAddr> = match self.permitted.lock() {
             Ok(mut p) => ips
@@ -237,11 +335,24 @@ impl Relay {
                 .collect(),
             Err(_) => return,
         };
-        if !new.is_empty()
-            && self.relayed().is_some()
-            && let Some(server) = self.server()
-        {
-            let _ = out.sock.send_to(&self.permission(&new), server).await;
+        if new.is_empty() {
+            return;
+        }
+        let (Some(_), Some(server)) = (self.relayed(), self.server()) else {
+            tracing::debug!("TURN: permission for {new:?} waits for the allocation");
+            return;
+        };
+        match self.transact(out, server, || self.permission(&new)).await {
+            Ok(()) => tracing::debug!("TURN: {server} permits {new:?} on our relay"),
+            Err(e) => {
+                tracing::warn!("TURN: permission for {new:?} on {server}: {e}");
+                // Not permitted: the next Attach with these addresses tries again.
+                if let Ok(mut p) = self.permitted.lock() {
+                    for ip in &new {
+                        p.remove(ip);
+                    }
+                }
+            }
         }
     }
 
@@ -253,59 +364,80 @@ impl Relay {
         self.request(CREATE_PERMISSION, &attrs)
     }
 
-    /// Sends `make()` to the server, and once more if it answers with a new nonce within 2 s.
-    async fn send_with_retry(&self, out: &UdpOut, server: SocketAddr, make: impl Fn() -> Vec<u8>) {
-        let _ = out.sock.send_to(&make(), server).await;
-        if tokio::time::timeout(Duration::from_secs(2), self.retry.notified())
-            .await
-            .is_ok()
-        {
-            let _ = out.sock.send_to(&make(), server).await;
+    /// Sends the permissions of every IP in the permitted set (after an allocation, and
+    /// to refresh them).
+    async fn permit_all(&self, out: &UdpOut, server: SocketAddr) {
+        let ips: Vec<IpAddr> = self
+            .permitted
+            .lock()
+            .map(|p| p.keys().copied().collect())
+            .unwrap_or_default();
+        if ips.is_empty() {
+            return;
+        }
+        if let Err(e) = self.transact(out, server, || self.permission(&ips)).await {
+            tracing::warn!("TURN: permissions for {ips:?} on {server}: {e}");
         }
     }
 }
 
-/// Keeps the allocation (Allocate, then Refresh every 4 minutes; permissions re-sent).
-/// Returns at once if the relay has no server yet.
+/// Keeps the allocation: Allocate (retried with a growing pause), keepalives every
+/// [`KEEPALIVE`] so the NAT mapping towards the server stays, Refresh and permissions every
+/// 4 minutes; a Refresh the server refuses or does not answer means the allocation is gone
+/// (e.g. our NAT mapping changed): a new one is made, and the new relayed address goes into
+/// later Attaches. Returns at once if the relay has no server yet.
 pub async fn run(out: Arc<UdpOut>, relay: Arc<Relay>) {
     let Some(server) = relay.server() else {
         return;
     };
     let transport = (ATTR_REQUESTED_TRANSPORT, vec![17, 0, 0, 0]);
-    let mut wait = Duration::from_millis(200);
-    while relay.relayed().is_none() {
-        let _ = out
-            .sock
-            .send_to(
-                &relay.request(ALLOCATE, std::slice::from_ref(&transport)),
-                server,
-            )
-            .await;
-        // A 401 with the realm and nonce wakes us to send the authenticated Allocate.
-        if tokio::time::timeout(wait, relay.retry.notified())
-            .await
-            .is_err()
-        {
-            wait = (wait * 2).min(Duration::from_secs(10));
-        }
-    }
+    let lifetime = (ATTR_LIFETIME, LIFETIME_S.to_be_bytes().to_vec());
+    let mut pause = Duration::from_millis(500);
     loop {
-        let ips: Vec<IpAddr> = relay
-            .permitted
-            .lock()
-            .map(|p| p.keys().copied().collect())
-            .unwrap_or_default();
-        if !ips.is_empty() {
-            relay
-                .send_with_retry(&out, server, || relay.permission(&ips))
+        if relay.relayed().is_none() {
+            let r = relay
+                .transact(&out, server, || {
+                    relay.request(ALLOCATE, &[transport.clone(), lifetime.clone()])
+                })
+                .await;
+            if relay.relayed().is_none() {
+                match r {
+                    Err(TurnError::Timeout) => {}
+                    Err(e) => tracing::warn!("TURN: allocation refused by {server}: {e}"),
+                    Ok(()) => tracing::warn!("TURN: {server} answered without a relayed address"),
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(30));
+                continue;
+            }
+            pause = Duration::from_millis(500);
+            relay.permit_all(&out, server).await;
+        }
+        let refresh_at = tokio::time::Instant::now() + REFRESH_EVERY;
+        while tokio::time::Instant::now() + KEEPALIVE < refresh_at {
+            tokio::time::sleep(KEEPALIVE).await;
+            let _ = out
+                .sock
+                .send_to(&message(BINDING_INDICATION, &[]), server)
                 .await;
         }
-        tokio::time::sleep(Duration::from_secs(240)).await;
-        relay
-            .send_with_retry(&out, server, || {
-                relay.request(REFRESH, &[(ATTR_LIFETIME, 600u32.to_be_bytes().to_vec())])
+        tokio::time::sleep_until(refresh_at).await;
+        match relay
+            .transact(&out, server, || {
+                relay.request(REFRESH, std::slice::from_ref(&lifetime))
             })
-            .await;
+            .await
+        {
+            Ok(()) => relay.permit_all(&out, server).await,
+            Err(e) => {
+                tracing::warn!(
+                    "TURN: refreshing the allocation on {server} failed ({e}); allocating again"
+                );
+                if let Ok(mut r) = relay.relayed.lock() {
+                    *r = None;
+                }
+            }
+        }
     }
 }
 

@@ -268,50 +268,54 @@ mod tests {
             relay: Some(relay.clone()),
         });
         tokio::spawn(client_run(out.clone(), relay.clone()));
-        let mut buf = vec![0u8; 2048];
+        // The overlay's mux in small: answers go to the relay, Data indications to `data`.
+        let (data_tx, mut data) = tokio::sync::mpsc::channel(16);
+        let (r2, s2) = (relay.clone(), sock.clone());
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            while let Ok((n, _)) = s2.recv_from(&mut buf).await {
+                if let Some(d) = r2.handle(&buf[..n]) {
+                    let _ = data_tx.send(d).await;
+                }
+            }
+        });
         let relayed = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
                 if let Some(a) = relay.relayed() {
                     return a;
                 }
-                if let Ok(Ok((n, _))) =
-                    tokio::time::timeout(Duration::from_millis(100), sock.recv_from(&mut buf)).await
-                {
-                    relay.handle(&buf[..n]);
-                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
         .await
         .expect("allocation");
         assert_eq!(relayed.ip(), server.ip());
         let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        relay
-            .permit(&out, vec![peer.local_addr().unwrap().ip()])
-            .await;
-        // Peer -> relayed address -> Data indication to the client.
-        let got = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                peer.send_to(b"ping", relayed).await.unwrap();
-                if let Ok(Ok((n, _))) =
-                    tokio::time::timeout(Duration::from_millis(200), sock.recv_from(&mut buf)).await
-                    && let Some(d) = relay.handle(&buf[..n])
-                {
-                    return d;
-                }
-            }
-        })
+        // CreatePermission is a transaction: it returns once the server granted it.
+        tokio::time::timeout(
+            Duration::from_secs(3),
+            relay.permit(&out, vec![peer.local_addr().unwrap().ip()]),
+        )
         .await
-        .expect("data indication");
+        .expect("permission answered");
+        // Peer -> relayed address -> Data indication to the client.
+        peer.send_to(b"ping", relayed).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), data.recv())
+            .await
+            .expect("data indication")
+            .unwrap();
         assert_eq!(got, (peer.local_addr().unwrap(), b"ping".to_vec()));
         // Client -> Send indication -> peer, from the relayed address.
         out.send_via(b"pong", peer.local_addr().unwrap(), true)
             .await
             .unwrap();
+        let mut buf = vec![0u8; 2048];
         let (n, from) = tokio::time::timeout(Duration::from_secs(5), peer.recv_from(&mut buf))
             .await
             .unwrap()
             .unwrap();
         assert_eq!((&buf[..n], from), (&b"pong"[..], relayed));
+        reader.abort();
     }
 
     #[tokio::test]

@@ -50,10 +50,6 @@ const ANSWERER_CHECKS: Duration = Duration::from_secs(8);
 const HANDSHAKE: Duration = Duration::from_secs(6);
 /// Largest SIP message on a DTLS link (one framed message in one DTLS record).
 const MAX_MESSAGE: usize = 16_000;
-/// Interval of the keepalives to the TURN server: a NAT forgets an idle UDP mapping after
-/// 30 s (Linux conntrack's default), and a symmetric NAT then gives the next packet a new
-/// port, which no longer matches the allocation: every relayed packet is lost from then on.
-const RELAY_KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// The application UDP socket for SIP over DTLS; cheap to clone.
 #[derive(Clone)]
@@ -140,7 +136,6 @@ impl AppSocket {
         if !bootstrap.is_empty() {
             tokio::spawn(ice::gather(out.clone(), bootstrap.to_vec()));
         }
-        tokio::spawn(keep_relay_open(out.clone(), relay.clone()));
         let me = AppSocket {
             inner: Arc::new(Inner {
                 out,
@@ -574,20 +569,6 @@ impl AppSocket {
         }
         if let Some(w) = waiter {
             let _ = w.send(Ok((conn, addr)));
-        }
-    }
-}
-
-/// Keeps the NAT binding towards the TURN server open while the allocation is idle (no
-/// link through it): a STUN Binding indication every [`RELAY_KEEPALIVE`] (RFC 8489 6.3.2:
-/// indications get no answer; RFC 8656 leaves keepalives to the client).
-async fn keep_relay_open(out: Arc<UdpOut>, relay: Arc<Relay>) {
-    loop {
-        tokio::time::sleep(RELAY_KEEPALIVE).await;
-        if relay.relayed().is_some()
-            && let Some(server) = relay.server()
-        {
-            let _ = out.sock.send_to(&ice::binding_indication(), server).await;
         }
     }
 }
