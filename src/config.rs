@@ -348,6 +348,13 @@ pub struct SipSection {
     pub internode: String,
     /// calls: seconds an inter-node SIP connection may stay unused before it is closed.
     pub internode_idle_s: u64,
+    /// calls: UDP address of the inter-node SIP-over-DTLS socket (ICE candidates, TURN
+    /// relayed candidate; empty = the overlay listen address's IP with any free port;
+    /// "off" = TLS over TCP only).
+    pub internode_dtls: String,
+    /// calls: offer the inter-node TLS listener as a TCP host candidate in AppAttach (false:
+    /// other nodes reach this one over SIP/DTLS only).
+    pub internode_tcp: bool,
 }
 
 impl Default for SipSection {
@@ -362,6 +369,8 @@ impl Default for SipSection {
             tls_key: String::new(),
             internode: String::new(),
             internode_idle_s: 300,
+            internode_dtls: String::new(),
+            internode_tcp: true,
         }
     }
 }

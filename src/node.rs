@@ -352,12 +352,21 @@ async fn start_tls(
     if let Some(l) = &internode {
         let local = l.local_addr()?;
         let adv = crate::overlay::advertised(local, &loaded.bootstrap);
-        tracing::info!("inter-node SIP/TLS listener on {local} (offered as {adv} in AppAttach)");
         advertised = Some(adv);
-        if overlay
-            .register_application(reload::wire::APPLICATION_SIP, vec![adv])
-            .await
-            .is_err()
+        if !c.internode_tcp {
+            tracing::info!(
+                "inter-node SIP/TLS listener on {local}, not offered in AppAttach (sip.internode_tcp: false)"
+            );
+        } else {
+            tracing::info!(
+                "inter-node SIP/TLS listener on {local} (offered as {adv} in AppAttach)"
+            );
+        }
+        if c.internode_tcp
+            && overlay
+                .register_application(reload::wire::APPLICATION_SIP, vec![adv])
+                .await
+                .is_err()
         {
             tracing::warn!("the overlay stopped before AppAttach could be enabled");
         }
@@ -367,9 +376,39 @@ async fn start_tls(
         phones,
         idle: std::time::Duration::from_secs(c.internode_idle_s.max(1)),
     });
+    // calls: SIP over DTLS on its own UDP socket (ICE, TURN relayed candidate).
+    let mut app = None;
+    if let (Some(d), Some(local)) = (&dialer, advertised)
+        && !c.internode_dtls.eq_ignore_ascii_case("off")
+    {
+        let bind = if c.internode_dtls.is_empty() {
+            std::net::SocketAddr::new(loaded.overlay_listen.ip(), 0)
+        } else {
+            parse(&c.internode_dtls, "sip.internode_dtls")?
+        };
+        app = Some(
+            crate::sip_transport::dtls::AppSocket::start(
+                bind,
+                &loaded.bootstrap,
+                d.clone(),
+                local,
+                overlay,
+            )
+            .await
+            .map_err(bind_err("inter-node SIP/DTLS socket"))?,
+        );
+    } else if !c.internode_tcp {
+        tracing::warn!(
+            "sip.internode_tcp is false and SIP/DTLS is off: other nodes cannot call this one"
+        );
+    }
     let router = dialer.map(|d| {
         let wake = sip.wake_channel();
-        gateway::internode::Router::new(overlay.clone(), d, wake)
+        let r = gateway::internode::Router::new(overlay.clone(), d, wake);
+        match app {
+            Some(a) => r.with_app_socket(a),
+            None => r,
+        }
     });
     Ok((router, advertised, phone_addrs))
 }

@@ -32,6 +32,8 @@
 # port 3478 (`overlay.turn_service.serve: auto`), advertising them in the overlay; h1 and h2
 # find one there and allocate on it with the overlay's credentials). Without TURN=node the
 # nodes do not serve TURN (`serve: "no"`).
+# SIP_USERS=1 (SIP users 1000..1003, password pw-<user>, MD5 digest, at every node: for
+# calls with SIPp inside the namespaces, `exec H sipp 127.0.0.1:5060 ...`).
 set -euo pipefail
 
 LAB_DIR=${LAB_DIR:-/tmp/p2psip-nat}
@@ -100,6 +102,13 @@ advertise_for() { # the TURN server host $1 advertises in the overlay (o3, with 
   if [[ "${TURN:-0}" == 1 && "${TURN_CONFIGURED:-0}" != 1 && $1 == o3 ]]; then echo "10.77.0.13:3478"; fi
 }
 
+users_yaml() { # with SIP_USERS=1: the SIP users of every node
+  [[ "${SIP_USERS:-0}" == 1 ]] || return 0
+  echo "registrar: {digest_algorithms: [MD5]}"
+  echo "users:"
+  for u in 1000 1001 1002 1003; do echo "  - {name: \"$u\", password: pw-$u}"; done
+}
+
 serve_for() { # overlay.turn_service.serve of every host
   if [[ "${TURN:-0}" == node ]]; then echo auto; else echo "no"; fi
 }
@@ -136,6 +145,7 @@ sip:
 admin:
   listen: "127.0.0.1:9060"
   debug: true
+$(users_yaml)
 CFG
   (cd "$d" && RUST_LOG=${RUST_LOG:-info} exec ip netns exec "$(ns "$h")" "$P2PSIP" >"$d/log" 2>&1 </dev/null) &
   echo $! >"$d/pid"

@@ -11,6 +11,7 @@
 
 use crate::overlay::OverlayHandle;
 use crate::sip_transport::WakeSender;
+use crate::sip_transport::dtls::AppSocket;
 use crate::sip_transport::tls::Dialer;
 use reload::node::{Outcome, RequestError};
 use reload::storage::{KIND_SIP_REGISTRATION, Selector};
@@ -27,8 +28,10 @@ use std::time::Duration;
 pub const MAX_FORWARD_DEPTH: usize = 5;
 /// Bound on one overlay Fetch for a call.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(8);
-/// Bound on reaching one node (AppAttach and TLS).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(6);
+/// Bound on reaching one node (AppAttach, TLS, ICE and DTLS).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(9);
+/// How long TLS to the TCP candidates may take before the UDP candidates are tried.
+const TLS_FIRST: Duration = Duration::from_millis(1500);
 /// How long the other nodes of a fork may take once one node was reached.
 const GRACE: Duration = Duration::from_millis(500);
 /// Retry-After (seconds) when the overlay did not answer.
@@ -81,6 +84,8 @@ pub struct Router {
     overlay: OverlayHandle,
     dialer: Dialer,
     wake: WakeSender,
+    /// SIP over DTLS (ICE, relayed candidates), unless `sip.internode_dtls` is off.
+    app: Option<AppSocket>,
 }
 
 impl Router {
@@ -90,7 +95,14 @@ impl Router {
             overlay,
             dialer,
             wake,
+            app: None,
         }
+    }
+
+    /// Also reaches nodes over SIP/DTLS through `app` when TLS over TCP does not work.
+    pub fn with_app_socket(mut self, app: AppSocket) -> Self {
+        self.app = Some(app);
+        self
     }
 
     /// Our Node-ID.
@@ -296,9 +308,9 @@ impl Router {
             return Some(d);
         }
         let attempt = async {
-            let out = self
+            let (mine, out) = self
                 .overlay
-                .app_attach(node, APPLICATION_SIP)
+                .app_attach_ice(node, APPLICATION_SIP)
                 .await
                 .map_err(|e| format!("AppAttach failed: {e}"))?;
             let Outcome::AppAttached(ans) = out else {
@@ -306,15 +318,41 @@ impl Router {
             };
             use reload::node::app_attach::AppAttachReqAnsExt;
             let addrs: Vec<SocketAddr> = ans.host_addrs();
-            if addrs.is_empty() {
-                return Err("AppAttach answer has no host candidate".to_string());
+            let udp = self
+                .app
+                .as_ref()
+                .filter(|_| !ans.udp_candidates().is_empty());
+            let mut why = Vec::new();
+            // TLS to the TCP host candidates first (the fast path on a LAN), in order; with
+            // UDP candidates to fall back on, only for a short while.
+            if !addrs.is_empty() {
+                let tls = self.dialer.dial(node, &addrs);
+                let r = match udp {
+                    Some(_) => tokio::time::timeout(TLS_FIRST, tls)
+                        .await
+                        .unwrap_or_else(|_| Err(std::io::Error::other("no answer in time"))),
+                    None => tls.await,
+                };
+                match r {
+                    Ok(c) => {
+                        tracing::info!("reached node {} over SIP/TLS at {}", short(node), c.1);
+                        return Ok(c);
+                    }
+                    Err(e) => why.push(format!("TLS to {addrs:?} failed: {e}")),
+                }
             }
-            // ICE seam: with ICE, the checks pick the pair; today the host candidates are
-            // tried in order.
-            self.dialer
-                .dial(node, &addrs)
-                .await
-                .map_err(|e| format!("TLS to {addrs:?} failed: {e}"))
+            // Then ICE over the UDP candidates and SIP over DTLS.
+            match udp {
+                Some(app) => match app.dial(node, &ans, mine).await {
+                    Ok(c) => return Ok(c),
+                    Err(e) => why.push(format!("SIP/DTLS failed: {e}")),
+                },
+                None if addrs.is_empty() => {
+                    why.push("AppAttach answer has no candidate we can use".to_string());
+                }
+                None => {}
+            }
+            Err(why.join("; "))
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
             Ok(Ok((conn, remote))) => Some(Destination {

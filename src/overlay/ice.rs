@@ -40,7 +40,8 @@
 //! host base only (relayed local candidates are offered and answered through the relay, but
 //! we do not originate checks from them); each retransmission of a check is a new STUN
 //! transaction; links with no Attach behind them (the first link to a bootstrap peer) have no
-//! session, so only Binding indications; AppAttach still carries Node-ID-derived credentials.
+//! session, so only Binding indications. AppAttach runs the same agent on a separate
+//! application socket with its own [`IceState`] (SIP over DTLS, `crate::sip_transport::dtls`).
 //! Crossing Attaches (both peers controlling in their own session, both nominating) are
 //! settled in the driver: the lower Node-ID defers its DTLS handshake.
 

@@ -10,6 +10,7 @@
 //! cannot tell which role to take before any byte arrives; both sides still authenticate each
 //! other with certificates, so the security properties are the same.
 
+pub mod app_ice;
 pub mod discovery;
 pub mod dtls;
 pub mod dtls_keylog;
@@ -128,15 +129,21 @@ enum Command {
     Metrics(oneshot::Sender<String>),
     Leave(oneshot::Sender<()>),
     // calls: AppAttach (RFC 6940 6.5.2)
-    AppAttach {
-        peer: NodeId,
-        application: u16,
-        reply: oneshot::Sender<Result<Outcome, RequestError>>,
-    },
     RegisterApplication {
         application: u16,
         addrs: Vec<SocketAddr>,
     },
+    // calls: AppAttach with ICE (app_ice.rs)
+    AppAttachIce {
+        peer: NodeId,
+        application: u16,
+        reply: oneshot::Sender<(reload::node::IceCredentials, Result<Outcome, RequestError>)>,
+    },
+    AppCandidates {
+        application: u16,
+        candidates: Vec<reload::node::msg::Candidate>,
+    },
+    AppIceHook(app_ice::AppIceHook),
 }
 
 /// Why a handle call failed.
@@ -278,18 +285,6 @@ impl OverlayHandle {
         self.call(|reply| Command::NextHop { key, reply }).await
     }
 
-    /// calls: sends an AppAttach for `application` to `peer` (RFC 6940 6.5.2); the peer's
-    /// answer ([`Outcome::AppAttached`]) with the candidates of its application listener.
-    pub async fn app_attach(&self, peer: NodeId, application: u16) -> Result<Outcome, HandleError> {
-        self.call(|reply| Command::AppAttach {
-            peer,
-            application,
-            reply,
-        })
-        .await?
-        .map_err(HandleError::Request)
-    }
-
     /// calls: answers AppAttach for `application` with these listener addresses.
     pub async fn register_application(
         &self,
@@ -298,6 +293,48 @@ impl OverlayHandle {
     ) -> Result<(), HandleError> {
         self.tx
             .send(Command::RegisterApplication { application, addrs })
+            .await
+            .map_err(|_| HandleError::Stopped)
+    }
+
+    /// calls: sends an AppAttach for `application` to `peer` (RFC 6940 6.5.2); our ICE
+    /// credentials in the request (the application socket verifies the peer's checks with
+    /// them) and the peer's answer ([`Outcome::AppAttached`]) with its candidates.
+    pub async fn app_attach_ice(
+        &self,
+        peer: NodeId,
+        application: u16,
+    ) -> Result<(reload::node::IceCredentials, Outcome), HandleError> {
+        let (creds, r) = self
+            .call(|reply| Command::AppAttachIce {
+                peer,
+                application,
+                reply,
+            })
+            .await?;
+        r.map(|o| (creds, o)).map_err(HandleError::Request)
+    }
+
+    /// calls: AppAttach for `application` also offers these ICE candidates (DTLS-UDP-SR) of
+    /// the application's UDP socket.
+    pub async fn set_application_candidates(
+        &self,
+        application: u16,
+        candidates: Vec<reload::node::msg::Candidate>,
+    ) -> Result<(), HandleError> {
+        self.tx
+            .send(Command::AppCandidates {
+                application,
+                candidates,
+            })
+            .await
+            .map_err(|_| HandleError::Stopped)
+    }
+
+    /// calls: the hook the driver tells about AppAttach ICE sessions ([`app_ice`]).
+    pub async fn set_app_ice_hook(&self, hook: app_ice::AppIceHook) -> Result<(), HandleError> {
+        self.tx
+            .send(Command::AppIceHook(hook))
             .await
             .map_err(|_| HandleError::Stopped)
     }
@@ -531,6 +568,7 @@ pub async fn start(
         leaving: None,
         joined: joined_flag,
         tuner: None,
+        app_ice: app_ice::AppIce::default(),
     };
     if driver.cfg.self_tuning {
         driver.tuner = Some(self_tune::SelfTuner::new(
@@ -698,6 +736,8 @@ struct Driver {
     joined: Arc<std::sync::atomic::AtomicBool>,
     /// RFC 7363 self-tuning of the stabilization interval (`overlay.self_tuning`).
     tuner: Option<self_tune::SelfTuner>,
+    /// calls: the application socket's view of AppAttach ICE sessions.
+    app_ice: app_ice::AppIce,
 }
 
 /// Where an application request's answer goes.
@@ -926,25 +966,39 @@ impl Driver {
             Command::Metrics(reply) => {
                 let _ = reply.send(self.prometheus());
             }
-            Command::AppAttach {
+            Command::RegisterApplication { application, addrs } => {
+                self.node.register_application(application, addrs);
+            }
+            Command::AppAttachIce {
                 peer,
                 application,
                 reply,
             } => {
                 let span = tracing::debug_span!("overlay_tx", method = "app_attach");
-                let r = span.in_scope(|| self.node.app_attach(t, peer, application));
+                let (r, creds) = span.in_scope(|| self.node.app_attach_ice(t, peer, application));
+                self.app_ice.issued(&creds);
+                let (tx, rx) = oneshot::channel();
                 self.waiting.insert(
                     r,
                     Waiting {
-                        reply: ReplyTo::Plain(reply),
+                        reply: ReplyTo::Plain(tx),
                         started: std::time::Instant::now(),
                         span,
                     },
                 );
+                tokio::spawn(async move {
+                    if let Ok(res) = rx.await {
+                        let _ = reply.send((creds, res));
+                    }
+                });
             }
-            Command::RegisterApplication { application, addrs } => {
-                self.node.register_application(application, addrs);
-            }
+            Command::AppCandidates {
+                application,
+                candidates,
+            } => self
+                .node
+                .set_application_candidates(application, &candidates),
+            Command::AppIceHook(h) => self.app_ice.set(h),
             Command::Leave(reply) => {
                 tracing::info!("leaving the overlay");
                 self.node.leave(t);
@@ -1023,6 +1077,7 @@ impl Driver {
                 });
             }
         }
+        self.app_ice.flush(&mut self.node, self.relay.as_ref());
         while let Some(o) = self.node.poll_output() {
             match o {
                 Output::Send { link, bytes } => {

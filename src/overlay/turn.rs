@@ -155,6 +155,11 @@ impl Relay {
         }
     }
 
+    /// The long-term credentials set with [`Relay::set_credentials`], if any.
+    pub fn credentials(&self) -> Option<(String, String)> {
+        self.creds.lock().ok().and_then(|c| c.clone())
+    }
+
     /// A request of type `t` with `attrs`, authenticated (USERNAME, REALM, NONCE,
     /// MESSAGE-INTEGRITY) once the server has told us its realm and nonce.
     fn request(&self, t: u16, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {

@@ -8,6 +8,7 @@
 // `run`/`bind` are wired into main.rs by the lead; until then only the tests use them.
 #![allow(dead_code)] // `run` and `serve_with` are for the registrar/proxy wiring
 
+pub mod dtls;
 pub mod tls;
 
 use sip::message::{Frame, StreamFramer};

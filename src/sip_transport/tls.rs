@@ -72,7 +72,7 @@ impl InterNode {
         self.len() == 0
     }
 
-    fn add(&self, conn: ConnId, node: NodeId, remote: SocketAddr) {
+    pub(super) fn add(&self, conn: ConnId, node: NodeId, remote: SocketAddr) {
         let mut p = self.lock();
         p.by_conn.insert(conn, (node, remote));
         // The newest connection serves later requests; an older one stays usable for the
@@ -80,7 +80,7 @@ impl InterNode {
         p.by_node.insert(node, (conn, remote));
     }
 
-    fn remove(&self, conn: ConnId) {
+    pub(super) fn remove(&self, conn: ConnId) {
         let mut p = self.lock();
         if let Some((n, _)) = p.by_conn.remove(&conn)
             && p.by_node.get(&n).is_some_and(|(c, _)| *c == conn)

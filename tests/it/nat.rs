@@ -69,6 +69,9 @@ impl Drop for Lab {
     }
 }
 
+/// One lab at a time (see `nat_lab`).
+static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn netns_permitted(probe: &str) -> bool {
     let ok = Command::new("ip")
         .args(["netns", "add", probe])
@@ -156,7 +159,6 @@ fn natted_nodes_behind_symmetric_nats_link_through_a_relay_served_by_a_node() {
 fn nat_lab(tag: &str, env: &[(&'static str, &'static str)], via: &str, logs: &[(&str, &str)]) {
     // One lab at a time: five nodes each, and the timing of the Attaches between h1 and h2
     // matters (a failed one is retried only a minute later).
-    static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let prefix = format!("{tag}{}", std::process::id() % 100_000);
     if !netns_permitted(&format!("{prefix}-probe")) {
@@ -320,4 +322,214 @@ fn nat_lab(tag: &str, env: &[(&'static str, &'static str)], via: &str, logs: &[(
             assert_eq!(v, vec![format!("value-of-{h}")]);
         }
     }
+}
+
+/// calls (docs/CALLS.md "SIP over DTLS"): both NATs symmetric, TURN served by the office
+/// nodes (as in the test above). A SIPp uas registered at h1 (in h1's namespace) is called
+/// by a SIPp uac at o1 and by one at h2: INVITE, 200, ACK, BYE, five calls each, none may
+/// fail. h1's inter-node TLS listener has a private address nobody outside can reach, so
+/// every call goes over SIP/DTLS after ICE on the UDP candidates of h1's application socket;
+/// h2 (behind its own symmetric NAT) can only reach it through h1's relayed candidate.
+/// Waits for h1 and h2 to have joined the overlay first (not for their direct link, the
+/// flaky part of the relay tests above).
+#[test]
+fn calls_reach_a_node_behind_a_symmetric_nat_over_sip_dtls() {
+    if Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("SKIPPED: `sipp` is not installed (Debian: sip-tester)");
+        return;
+    }
+    let _one = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let prefix = format!("p2c{}", std::process::id() % 100_000);
+    if !netns_permitted(&format!("{prefix}-probe")) {
+        eprintln!(
+            "SKIPPED: `ip netns add` is not permitted here (needs root or CAP_SYS_ADMIN): the NAT lab cannot run"
+        );
+        return;
+    }
+    if !Command::new("iptables")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        eprintln!("SKIPPED: iptables is not installed (apt-get install iptables)");
+        return;
+    }
+    let lab = Lab {
+        script: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/lab/nat.sh"),
+        dir: tempfile::tempdir().unwrap(),
+        prefix: prefix.clone(),
+        env: vec![("SYMMETRIC", "1"), ("TURN", "node"), ("SIP_USERS", "1")],
+    };
+    let up = lab.cmd(&["up"]);
+    assert!(
+        up.status.success(),
+        "nat.sh up failed: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let log =
+        |h: &str| std::fs::read_to_string(lab.dir.path().join(h).join("log")).unwrap_or_default();
+    for h in ["o1", "h1", "h2"] {
+        wait_for(&format!("{h} joined"), Duration::from_secs(90), || {
+            (lab.status(h)?["joined"] == Value::Bool(true)).then_some(())
+        });
+    }
+    // h1's application socket has its own relayed address (the overlay socket has one too).
+    wait_for(
+        "h1's SIP/DTLS relayed candidate",
+        Duration::from_secs(60),
+        || {
+            let l = log("h1");
+            (l.contains("inter-node SIP/DTLS: allocating a relayed candidate")
+                && l.matches("TURN: relayed address").count() >= 2)
+                .then_some(())
+        },
+    );
+    let allocated = std::time::Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let sipp = |host: &str, file: &str, args: &[&str]| -> std::process::Child {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &format!("{prefix}-{host}"),
+                "sipp",
+                "127.0.0.1:5060",
+                "-sf",
+            ])
+            .arg(crate::harness::scenario(file))
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-nostdin",
+                "-trace_err",
+                "-timeout",
+                "90s",
+            ])
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sipp")
+    };
+    let creds = |user: &str| -> String {
+        let csv = dir.path().join(format!("cred-{user}.csv"));
+        std::fs::write(
+            &csv,
+            format!("SEQUENTIAL\n{user};[authentication username={user} password=pw-{user}]\n"),
+        )
+        .unwrap();
+        csv.to_string_lossy().into_owned()
+    };
+    let errors = || -> String {
+        let mut s = String::new();
+        for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            if e.file_name().to_string_lossy().contains("_errors.log") {
+                s.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        s
+    };
+    let phone = "5090";
+    let c1001 = creds("1001");
+    let mut reg = sipp(
+        "h1",
+        "register.xml",
+        &[
+            "-inf",
+            &c1001,
+            "-set",
+            "expires",
+            "3600",
+            "-set",
+            "domain",
+            "p2psip.local",
+            "-m",
+            "1",
+            "-p",
+            phone,
+        ],
+    );
+    assert_eq!(
+        crate::harness::wait_child(&mut reg, Duration::from_secs(30)),
+        Some(0),
+        "REGISTER of 1001 at h1 failed: {}",
+        errors()
+    );
+    wait_for("h1 storing 1001", Duration::from_secs(30), || {
+        log("h1")
+            .contains("stored registration of 1001@p2psip.local")
+            .then_some(())
+    });
+    let mut uas = sipp(
+        "h1",
+        "uas.xml",
+        &["-p", phone, "-set", "user", "1001", "-m", "10"],
+    );
+    for (host, user, port) in [("o1", "1000", "5091"), ("h2", "1002", "5092")] {
+        if host == "h2" {
+            // NAT1 forgets an idle UDP mapping after 30 s (conntrack); h1's relay must stay
+            // reachable beyond that (its keepalives to the TURN server), so h2 calls later.
+            while allocated.elapsed() < Duration::from_secs(35) {
+                std::thread::sleep(Duration::from_millis(500)); // ok: waits out the NAT's idle timeout on purpose
+            }
+        }
+        let c = creds(user);
+        let mut uac = sipp(
+            host,
+            "uac.xml",
+            &[
+                "-inf",
+                &c,
+                "-set",
+                "callee",
+                "1001",
+                "-set",
+                "domain",
+                "p2psip.local",
+                "-p",
+                port,
+                "-m",
+                "5",
+                "-r",
+                "2",
+                "-l",
+                "2",
+                "-d",
+                "100",
+            ],
+        );
+        let code = crate::harness::wait_child(&mut uac, Duration::from_secs(120));
+        if code != Some(0) {
+            let _ = uas.kill();
+            let _ = uas.wait();
+        }
+        assert_eq!(
+            code,
+            Some(0),
+            "calls from {host} failed: {}\n--- {host} log\n{}\n--- h1 log\n{}",
+            errors(),
+            log(host),
+            log("h1")
+        );
+    }
+    let uas_code = crate::harness::wait_child(&mut uas, Duration::from_secs(30));
+    assert_eq!(uas_code, Some(0), "uas at h1: {}", errors());
+    // Which way: over SIP/DTLS from both callers, through h1's relay from h2.
+    let (o1, h2) = (log("o1"), log("h2"));
+    assert!(o1.contains("over SIP/DTLS"), "o1 log:\n{o1}");
+    assert!(
+        h2.lines()
+            .any(|l| l.contains("over SIP/DTLS through relay")),
+        "h2 log:\n{h2}"
+    );
+    assert!(log("h1").contains("inter-node SIP/DTLS link from node"));
 }

@@ -442,6 +442,115 @@ fn sipp_100_calls_across_a_3_node_overlay() {
         .wait_line("inter-node SIP link to Node-ID", T);
 }
 
+/// Inbound TCP to the callee's inter-node listener is impossible (C does not offer it:
+/// `sip.internode_tcp: false`): the calls still go through, over SIP/DTLS after ICE on the
+/// UDP candidates of C's application socket (docs/CALLS.md "SIP over DTLS"); one pooled
+/// DTLS link carries them, and the BYEs too.
+#[test]
+fn calls_reach_a_node_without_tcp_over_sip_dtls() {
+    if !have_sipp() {
+        return;
+    }
+    let mut nodes = start_with(3, |i, c| {
+        if i == 3 {
+            c.replacen("sip:\n", "sip:\n  internode_tcp: false\n", 1)
+        } else {
+            c
+        }
+    });
+    let refs: Vec<&OverlayNode> = nodes.iter().map(|n| &n.0).collect();
+    wait_ring(&refs, Duration::from_secs(30));
+    let dir = tempfile::tempdir().unwrap();
+    let phone = crate::harness::free_udp_port();
+    register(dir.path(), nodes[2].1, "1001", 3600, phone);
+    nodes[2]
+        .0
+        .proc
+        .wait_line("stored registration of 1001@p2psip.local", T);
+    let (a, c) = (&nodes[0], &nodes[2]);
+    wait_for("A fetching 1001", T, || {
+        fetch(&a.0, "1001@p2psip.local").filter(|v| !v.is_empty())
+    });
+    let calls = "10";
+    let mut uas = sipp_run(
+        dir.path(),
+        c.1,
+        "uas.xml",
+        &[
+            "-p",
+            &phone.to_string(),
+            "-set",
+            "user",
+            "1001",
+            "-m",
+            calls,
+        ],
+    );
+    let csv = dir.path().join("cred-1000.csv");
+    std::fs::write(
+        &csv,
+        "SEQUENTIAL\n1000;[authentication username=1000 password=pw-1000]\n",
+    )
+    .unwrap();
+    let port = crate::harness::free_udp_port().to_string();
+    let mut uac = sipp_run(
+        dir.path(),
+        a.1,
+        "uac.xml",
+        &[
+            "-inf",
+            csv.to_str().unwrap(),
+            "-set",
+            "callee",
+            "1001",
+            "-set",
+            "domain",
+            "p2psip.local",
+            "-p",
+            &port,
+            "-m",
+            calls,
+            "-r",
+            "5",
+            "-l",
+            "5",
+            "-d",
+            "100",
+        ],
+    );
+    let uac_code = crate::harness::wait_child(&mut uac, Duration::from_secs(90));
+    let uas_code = crate::harness::wait_child(&mut uas, Duration::from_secs(20));
+    assert_eq!(
+        (uac_code, uas_code),
+        (Some(0), Some(0)),
+        "{}\nnode A:\n{}\nnode C:\n{}",
+        sipp_errors(dir.path()),
+        nodes[0].0.proc.drain().join("\n"),
+        nodes[2].0.proc.drain().join("\n")
+    );
+    let recs = wait_for("10 call records at A", T, || {
+        let r = call_records(&nodes[0].0);
+        (r.len() >= 10).then_some(r)
+    });
+    assert!(recs.iter().all(|r| r["result"] == "answered"), "{recs:?}");
+    // The log says which way C was reached; TLS was never tried (no TCP candidate).
+    let line = nodes[0].0.proc.wait_line("over SIP/DTLS", T);
+    assert!(line.contains("reached node"), "{line}");
+    nodes[2]
+        .0
+        .proc
+        .wait_line("inter-node SIP/DTLS link from node", T);
+    assert!(
+        !nodes[0]
+            .0
+            .proc
+            .drain()
+            .iter()
+            .any(|l| l.contains("inter-node SIP link to Node-ID")),
+        "a TLS link was opened although C offers no TCP candidate"
+    );
+}
+
 /// Writes the SIPp credentials of `user` into `dir`.
 fn cred(dir: &Path, user: &str) -> std::path::PathBuf {
     let csv = dir.join(format!("cred-{user}.csv"));

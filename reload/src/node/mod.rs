@@ -1587,7 +1587,8 @@ impl Node {
             // usages: end
             // calls: AppAttach (RFC 6940 6.5.2), answered in app_attach.rs
             if parsed.code == app_attach::APP_ATTACH_REQ {
-                let (code, bytes) = self.usage_app_attach(&parsed.body);
+                let sender = signer.node_ids.first().copied().unwrap_or(NodeId::INVALID);
+                let (code, bytes) = self.usage_app_attach_from(sender, &parsed.body);
                 self.remember_answer(now, header.transaction_id, code, bytes.clone(), &[]);
                 self.send_answer_raw(now, &header, from, code, bytes, &[]);
                 return;

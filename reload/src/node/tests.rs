@@ -824,6 +824,67 @@ fn app_attach_answers_registered_application_with_its_candidates() {
 }
 
 #[test]
+fn app_attach_carries_fresh_ice_credentials_and_udp_candidates_both_ways() {
+    use crate::node::app_attach::AppAttachReqAnsExt;
+    use crate::wire::{CandType, OverlayLinkType};
+    let mut net = three();
+    let udp = |a: &str, t: CandType, p: u32| msg::Candidate {
+        addr: a.parse().unwrap(),
+        link: OverlayLinkType::DTLS_UDP_SR,
+        cand_type: t,
+        related: (t != CandType::HOST).then(|| "10.0.0.3:40000".parse().unwrap()),
+        priority: p,
+        foundation: b"1".to_vec(),
+    };
+    // The callee offers only UDP candidates (no TCP listener): it is still answered.
+    let cands = vec![
+        udp("10.0.0.3:40000", CandType::HOST, 100),
+        udp("203.0.113.3:41000", CandType::SRFLX, 90),
+        udp("198.51.100.1:50000", CandType::RELAY, 1),
+    ];
+    net.nodes[2].set_application_candidates(crate::wire::APPLICATION_SIP, &cands);
+    net.nodes[0].set_application_candidates(
+        crate::wire::APPLICATION_SIP,
+        &[udp("10.0.0.1:40001", CandType::HOST, 100)],
+    );
+    let target = net.nodes[2].id();
+    let now = net.now;
+    let (req, mine) = net.nodes[0].app_attach_ice(now, target, crate::wire::APPLICATION_SIP);
+    assert!(
+        mine.0.len() >= 4 && mine.1.len() >= 22,
+        "RFC 8445 5.3 lengths"
+    );
+    net.pump(0);
+    net.run(10_000);
+    let ans = match net.completion(0, req) {
+        Some(Ok(Outcome::AppAttached(a))) => a,
+        other => panic!("unexpected {other:?}"),
+    };
+    assert!(ans.host_addrs().is_empty());
+    assert_eq!(ans.udp_candidates(), cands);
+    // The answerer hands the request and its own credentials to the driver.
+    let got = net.nodes[2].poll_app_attach_answered().unwrap();
+    assert_eq!(got.peer, net.nodes[0].id());
+    assert_eq!(got.request.credentials(), mine);
+    assert_eq!(got.local, ans.credentials());
+    assert_eq!(got.request.udp_candidates().len(), 1);
+    assert_ne!(got.local, mine, "each side draws its own credentials");
+    assert!(net.nodes[2].poll_app_attach_answered().is_none());
+    // A second AppAttach gets new credentials (one ICE session per AppAttach).
+    let (_, again) = net.nodes[0].app_attach_ice(now, target, crate::wire::APPLICATION_SIP);
+    assert_ne!(again, mine);
+    // Removing the UDP candidates (no listener either) makes the application unknown.
+    net.nodes[2].set_application_candidates(crate::wire::APPLICATION_SIP, &[]);
+    let (req, _) = net.nodes[0].app_attach_ice(net.now, target, crate::wire::APPLICATION_SIP);
+    net.pump(0);
+    net.run(10_000);
+    match net.completion(0, req) {
+        Some(Err(RequestError::Error { code, .. })) => assert_eq!(code, error_code::NOT_FOUND),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
 fn app_attach_for_unknown_application_gets_error_not_found() {
     let mut net = three();
     let target = net.nodes[1].id();
