@@ -2,8 +2,11 @@
 //!
 //! Level `l` of the tree splits the 128-bit identifier space into `b^l` equal intervals; tree
 //! node `(l, j)` covers the `j`-th and lives at Resource-ID `H(namespace || level || j)` with
-//! `level` and `j` as uint16 big-endian (the widths of [`RedirServiceProvider`]; VERIFY
-//! against RFC 7374) and H the overlay's SHA-1/128.
+//! `level` and `j` as uint16 big-endian (the widths of [`RedirServiceProvider`]) and H the
+//! overlay's SHA-1/128. RFC 7374 section 4 names the tree node by namespace, level and node
+//! index; the exact byte string hashed could not be checked against the RFC text, so another
+//! implementation may place the tree elsewhere (docs/DEPLOY.md "RFC verification (7851,
+//! 7374, 7363)").
 //!
 //! Registration (a provider `n`): store `n` at the starting level's node containing `n`, then
 //! fetch it; while `n` is the lowest or highest id there, also store one level up (to the
