@@ -19,3 +19,4 @@ mod redir;
 mod registrar;
 mod sip_options;
 mod status_page;
+mod wireshark_diag;

@@ -2,9 +2,13 @@
 //! `DiagnosticsRequest` in a message extension of type Diagnostic_Ping (2); the destination
 //! answers a PingAns carrying its `DiagnosticsResponse` in the same extension type.
 //!
-//! VERIFY (RFC 7851 5.1): whether the requester marks the extension critical. We send it
-//! non-critical, so a peer without RFC 7851 support still answers a plain Ping
-//! ([`Outcome::Pong`]).
+//! The extension type is 2 (RFC 7851 9.5). We send it non-critical (RFC 6940 6.3.3: a peer
+//! that does not know a non-critical extension processes the message without it), so a peer
+//! without RFC 7851 support still answers a plain Ping ([`Outcome::Pong`]) instead of
+//! Error_Unknown_Extension; the requester tells the two answers apart. Whether RFC 7851
+//! 4.2.1 asks for the critical bit could not be checked against the RFC text (see
+//! docs/DEPLOY.md "RFC verification (7851, 7374, 7363)"); a receiver handles the extension
+//! either way.
 
 use super::msg::{Body, Dest, Header};
 use super::{Node, Outcome, Pending, Purpose, RequestId, Time, Timer, glue, msg};

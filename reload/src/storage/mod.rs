@@ -49,7 +49,8 @@ pub enum AccessPolicy {
     /// (docs/SECURITY.md "Registrar identity"; announced as a mandatory extension).
     UserNodeMatchOrRegistrar,
     /// NODE-ID-MATCH (RFC 7374, defined for REDIR): any node may write a DICTIONARY entry
-    /// whose key is its own Node-ID, at any Resource-ID (VERIFY the section number).
+    /// whose key is its own Node-ID, at any Resource-ID (RFC 7374 section 5; the IANA
+    /// "RELOAD Access Control Policies" registry lists NODE-ID-MATCH under RFC 7374).
     NodeIdMatch,
     /// p2psip-private: the signer holds the registrar role (any registrar may write or delete;
     /// the newest storage_time wins).

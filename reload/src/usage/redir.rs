@@ -1,9 +1,13 @@
 //! ReDiR (RFC 7374): service discovery over a tree of dictionary resources.
 //!
 //! Level `l` of the tree splits the 128-bit identifier space into `b^l` equal intervals; tree
-//! node `(l, j)` covers the `j`-th and lives at Resource-ID `H(namespace || level || j)` with
-//! `level` and `j` as uint16 big-endian (the widths of [`RedirServiceProvider`]; VERIFY
-//! against RFC 7374) and H the overlay's SHA-1/128.
+//! node `(l, j)` covers the `j`-th and lives at the Resource-ID of the Resource Name
+//! `"<namespace>,<level>,<j>"` (level and j in decimal ASCII, e.g. `pstn-gateway,2,37`),
+//! hashed with the overlay's SHA-1/128. RFC 7374 section 4 names a tree node by
+//! `H(namespace, level, node)`; the RFC text itself could not be read here, and this textual
+//! form is the one RELOAD.NET (the one other implementation found) uses for its REDIR
+//! resource names. It replaces an earlier binary `namespace || uint16 level || uint16 j`
+//! (docs/DEPLOY.md "RFC verification (7851, 7374, 7363)").
 //!
 //! Registration (a provider `n`): store `n` at the starting level's node containing `n`, then
 //! fetch it; while `n` is the lowest or highest id there, also store one level up (to the
@@ -57,12 +61,16 @@ impl RedirParams {
         ((hi * m + ((lo * m) >> 64)) >> 64) as u64
     }
 
-    /// Resource-ID of tree node (level, j).
+    /// Resource Name of tree node (level, j): `namespace,level,j` with decimal numbers.
+    pub fn resource_name(&self, level: u16, j: u64) -> Vec<u8> {
+        let mut name = self.namespace.clone();
+        name.extend_from_slice(format!(",{level},{j}").as_bytes());
+        name
+    }
+
+    /// Resource-ID of tree node (level, j): the hash of its [`Self::resource_name`].
     pub fn resource_id(&self, level: u16, j: u64) -> ResourceId {
-        let mut input = self.namespace.clone();
-        input.extend_from_slice(&level.to_be_bytes());
-        input.extend_from_slice(&(j as u16).to_be_bytes());
-        ResourceId(sha1_128(&input).to_vec())
+        ResourceId(sha1_128(&self.resource_name(level, j)).to_vec())
     }
 
     fn step(&self, level: u16, key: u128, store: Option<NodeId>) -> Step {
@@ -271,11 +279,12 @@ mod tests {
         let p10 = RedirParams::new("x");
         assert_eq!(p10.node_index(2, u128::MAX), 99);
         assert_eq!(p10.node_index(2, u128::MAX / 10 + 1), 10);
-        // Resource-IDs differ per level and node, and are H(ns || u16 level || u16 j).
-        let mut inp = b"x".to_vec();
-        inp.extend_from_slice(&[0, 2, 0, 7]);
-        assert_eq!(p10.resource_id(2, 7).0, sha1_128(&inp).to_vec());
+        // Resource-IDs differ per level and node, and hash the name "ns,level,j".
+        assert_eq!(p10.resource_name(2, 7), b"x,2,7");
+        assert_eq!(p10.resource_name(12, 123_456), b"x,12,123456");
+        assert_eq!(p10.resource_id(2, 7).0, sha1_128(b"x,2,7").to_vec());
         assert_ne!(p10.resource_id(2, 7), p10.resource_id(3, 7));
+        assert_ne!(p10.resource_id(1, 27), p10.resource_id(12, 7));
     }
 
     /// An ideal DHT: every step lands at the peer responsible for its Resource-ID.

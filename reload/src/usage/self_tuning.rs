@@ -1,8 +1,12 @@
 //! Self-tuning of CHORD-RELOAD maintenance (after RFC 7363), as pure functions.
 //!
-//! The RFC 7363 text was not at hand; these follow its approach (estimate the network size
-//! from neighbour spacing and the churn rate from observed joins/leaves, then derive the
-//! stabilization interval and successor-list size), with the formulas stated here:
+//! These follow RFC 7363's approach (section 6: estimate the overlay size from the density
+//! of Node-IDs in the neighbour lists and the failure rate from observed departures, then
+//! derive the stabilization interval and the routing-table sizes). Only the size estimate
+//! could be checked to match the RFC's idea (average spacing `d` of the neighbours,
+//! `N = 2^128 / d`); the other formulas are this crate's own, stated here, and the RFC's
+//! estimate sharing in Update requests (its SelfTuningData extension) is not implemented:
+//! docs/DEPLOY.md "RFC verification (7851, 7374, 7363)" lists what was and was not checked.
 //!
 //! * size: `N = 2^128 * (p + s) / span`, where `span` is the ring distance from the farthest
 //!   predecessor to the farthest successor known (p predecessors, s successors);

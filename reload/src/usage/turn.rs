@@ -1,9 +1,14 @@
 //! TURN-SERVICE (RFC 6940 9): advertising and discovering TURN servers.
 //!
 //! A peer that offers TURN stores a [`TurnServer`] at `H(Node-ID || d)` for each
-//! `d` in 1..=turn-density (Kind 2, SINGLE-VALUE, NODE-MULTIPLE). `d` enters the hash as a
-//! uint32 big-endian, the same choice as for NODE-MULTIPLE in RELOAD-WIRE.md section 5
-//! (RFC 6940 does not fix the encoding: VERIFY). A client discovers servers by a Find for
+//! `d` in 1..=turn-density (Kind 2, SINGLE-VALUE, NODE-MULTIPLE). RFC 6940 section 9 says
+//! only that the peer "forms a Resource Name by concatenating its Node-ID and the value d"
+//! and hashes it; section 7.3.4 (NODE-MULTIPLE, `H(Node-ID || i)`) does not fix the width of
+//! `i` either. We encode `d` as a uint32 big-endian after the 16-byte Node-ID, the same choice
+//! as for NODE-MULTIPLE verification in `storage` (the verifier tries every `i` up to the
+//! Kind's maximum with the same encoding). Another implementation that hashes `d` as one
+//! byte would not find our advertisements (docs/DEPLOY.md "RFC verification (7851, 7374,
+//! 7363)" records it). A client discovers servers by a Find for
 //! TURN-SERVICE at a random Resource-ID, then a Fetch of the Resource-ID the Find returns;
 //! when the answering peer stores none it tries another random key.
 

@@ -5,6 +5,7 @@
 //! enum { (2^16-1) } DiagnosticKindId;
 //! struct { DiagnosticKindId kind; opaque diagnostic_extension_contents<0..2^32-1>; } DiagnosticExtension;
 //! struct { uint64 expiration; uint64 timestamp_initiated; uint64 dMFlags;
+//!          uint32 ext_length;
 //!          DiagnosticExtension diagnostic_extensions<0..2^32-1>; } DiagnosticsRequest;
 //! struct { DiagnosticKindId kind; opaque diagnostic_info_contents<0..2^16-1>; } DiagnosticInfo;
 //! struct { uint64 expiration; uint64 timestamp_initiated; uint64 timestamp_received;
@@ -13,14 +14,33 @@
 //! struct { Destination next_hop; DiagnosticsResponse response; } PathTrackAns;
 //! ```
 //!
-//! The layouts were written from the RFC 7851 section 5 structures as recalled by the author
-//! (the RFC text was not at hand when this was written): the `ext_length` field the RFC shows
-//! before `diagnostic_extensions` is taken to be that vector's own 32-bit length prefix, and
-//! the dMFlags bit for kind `k` (1..=63) is `1 << (k - 1)`. Both are marked VERIFY in
-//! RELOAD-WIRE.md terms. Unknown diagnostic kinds keep their raw contents and round-trip.
+//! Sources (RFC 7851 section 5 for the structures, section 9 for the code points; see
+//! docs/DEPLOY.md "RFC verification (7851, 7374, 7363)" for what was checked against what):
+//!
+//! * `ext_length` (RFC 7851 5.1) is a field of its own in front of the extension vector,
+//!   which keeps its own 32-bit length prefix: `ext_length` counts the bytes of that whole
+//!   vector (prefix included), so a request without extensions ends `00 00 00 04 00 00 00 00`.
+//!   This is how Wireshark's RELOAD dissector parses it. On input we also accept
+//!   `ext_length = 0` with no vector, and an `ext_length` that directly counts the extensions
+//!   (the other reading of the RFC's struct).
+//! * dMFlags (RFC 7851 5.1, registry 9.1): the flag of kind `k` (1..=64) is `1 << (k - 1)`,
+//!   STATUS_INFO = 0x0000_0000_0000_0001 ... BATTERY_STATUS = 0x0000_0000_0000_4000 (the
+//!   dissector reads STATUS_INFO from the least significant bit, ROUTING_TABLE_SIZE from the
+//!   next, and so on).
+//! * Diagnostic kinds 0x0001..0x000F (RFC 7851 9.2), in the order of [`DiagnosticKindId`].
+//! * Value encodings (RFC 7851 5.3): fixed-width integers; SOFTWARE_VERSION is the bare
+//!   string filling `diagnostic_info_contents`; INSTANCES_STORED is a run of
+//!   `{ KindId kind; uint64 instances; }` and MESSAGES_SENT_RCVD a run of
+//!   `{ uint16 message_code; uint64 sent; uint64 received; }` that fill the contents, with no
+//!   length prefix of their own (the contents' uint16 length already bounds them). Input
+//!   with an inner length prefix (what this crate sent before) is still accepted.
+//!
+//! Unknown diagnostic kinds keep their raw contents and round-trip.
 
 use crate::code_point;
-use crate::codec::{Codec, DecodeError, EncodeError, LenWidth, Opaque, Reader, write_list};
+use crate::codec::{
+    Codec, DecodeError, EncodeError, LenWidth, Opaque, Reader, write_list, write_prefixed_with,
+};
 use crate::wire::{Destination, KindId};
 use serde::Serialize;
 
@@ -137,21 +157,73 @@ impl Codec for DiagnosticsRequest {
         out.extend_from_slice(&self.expiration.to_be_bytes());
         out.extend_from_slice(&self.timestamp_initiated.to_be_bytes());
         out.extend_from_slice(&self.dm_flags.to_be_bytes());
-        write_list(
-            out,
-            LenWidth::U32,
-            "DiagnosticsRequest.diagnostic_extensions",
-            &self.extensions,
-        )
-    }
-    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(DiagnosticsRequest {
-            expiration: r.u64("DiagnosticsRequest.expiration")?,
-            timestamp_initiated: r.u64("DiagnosticsRequest.timestamp_initiated")?,
-            dm_flags: r.u64("DiagnosticsRequest.dMFlags")?,
-            extensions: r.list(LenWidth::U32, "DiagnosticsRequest.diagnostic_extensions")?,
+        // ext_length, then the vector with its own prefix (RFC 7851 5.1).
+        write_prefixed_with(out, LenWidth::U32, "DiagnosticsRequest.ext_length", |o| {
+            write_list(
+                o,
+                LenWidth::U32,
+                "DiagnosticsRequest.diagnostic_extensions",
+                &self.extensions,
+            )
         })
     }
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let expiration = r.u64("DiagnosticsRequest.expiration")?;
+        let timestamp_initiated = r.u64("DiagnosticsRequest.timestamp_initiated")?;
+        let dm_flags = r.u64("DiagnosticsRequest.dMFlags")?;
+        let ext = r.prefixed(LenWidth::U32, "DiagnosticsRequest.ext_length")?;
+        Ok(DiagnosticsRequest {
+            expiration,
+            timestamp_initiated,
+            dm_flags,
+            extensions: read_extensions(ext)?,
+        })
+    }
+}
+
+/// Reads the `ext_length` region: empty, the prefixed vector filling it exactly, or (the
+/// other reading of RFC 7851 5.1) the extensions themselves.
+fn read_extensions(ext: Reader<'_>) -> Result<Vec<DiagnosticExtension>, DecodeError> {
+    if ext.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut vector = ext.clone();
+    if let Ok(v) = vector.list(LenWidth::U32, "DiagnosticsRequest.diagnostic_extensions")
+        && vector.finish("DiagnosticsRequest.ext_length").is_ok()
+    {
+        return Ok(v);
+    }
+    read_run(
+        ext,
+        "DiagnosticsRequest.diagnostic_extensions",
+        DiagnosticExtension::read,
+    )
+}
+
+/// Reads elements until `r` is used up (a run without a length prefix of its own).
+fn read_run<'a, T>(
+    mut r: Reader<'a>,
+    what: &'static str,
+    mut f: impl FnMut(&mut Reader<'a>) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        let before = r.remaining();
+        out.push(f(&mut r)?);
+        if r.remaining() == before {
+            return Err(r.error(crate::codec::DecodeErrorKind::InvalidValue, what));
+        }
+    }
+    Ok(out)
+}
+
+/// True when `bytes` starts with a big-endian length of `width` bytes that counts exactly the
+/// rest (the inner prefix this crate used to write).
+fn has_inner_prefix(bytes: &[u8], width: usize) -> bool {
+    bytes.get(..width).is_some_and(|p| {
+        let n = p.iter().fold(0usize, |a, b| (a << 8) | usize::from(*b));
+        n == bytes.len() - width
+    })
 }
 
 /// One piece of diagnostic information, with its raw contents.
@@ -267,35 +339,19 @@ impl DiagnosticValue {
             Self::MachineUptime(v) | Self::AppUptime(v) | Self::DatasizeStored(v) => {
                 o.extend_from_slice(&v.to_be_bytes())
             }
-            Self::SoftwareVersion(s) => {
-                crate::codec::write_opaque(&mut o, LenWidth::U16, "SOFTWARE_VERSION", s.as_bytes())?
-            }
+            Self::SoftwareVersion(s) => o.extend_from_slice(s.as_bytes()),
             Self::InstancesStored(l) => {
-                crate::codec::write_list_with(
-                    &mut o,
-                    LenWidth::U32,
-                    "INSTANCES_STORED",
-                    l,
-                    |(k, n), o| {
-                        k.encode(o)?;
-                        o.extend_from_slice(&n.to_be_bytes());
-                        Ok(())
-                    },
-                )?;
+                for (k, n) in l {
+                    k.encode(&mut o)?;
+                    o.extend_from_slice(&n.to_be_bytes());
+                }
             }
             Self::MessagesSentRcvd(l) => {
-                crate::codec::write_list_with(
-                    &mut o,
-                    LenWidth::U32,
-                    "MESSAGES_SENT_RCVD",
-                    l,
-                    |c, o| {
-                        o.extend_from_slice(&c.message_code.to_be_bytes());
-                        o.extend_from_slice(&c.sent.to_be_bytes());
-                        o.extend_from_slice(&c.received.to_be_bytes());
-                        Ok(())
-                    },
-                )?;
+                for c in l {
+                    o.extend_from_slice(&c.message_code.to_be_bytes());
+                    o.extend_from_slice(&c.sent.to_be_bytes());
+                    o.extend_from_slice(&c.received.to_be_bytes());
+                }
             }
             Self::Other(_, b) => o.extend_from_slice(b),
         }
@@ -312,7 +368,11 @@ impl DiagnosticValue {
             K::PROCESS_POWER => Self::ProcessPower(r.u32("PROCESS_POWER")?),
             K::BANDWIDTH => Self::Bandwidth(r.u32("BANDWIDTH")?),
             K::SOFTWARE_VERSION => {
-                let b = r.opaque(LenWidth::U16, 0, "SOFTWARE_VERSION")?;
+                // A leading uint16 counting exactly the rest is the old inner prefix.
+                if has_inner_prefix(bytes, 2) {
+                    r.take(2, "SOFTWARE_VERSION.length")?;
+                }
+                let b = r.take(r.remaining(), "SOFTWARE_VERSION")?;
                 Self::SoftwareVersion(String::from_utf8_lossy(b).into_owned())
             }
             K::MACHINE_UPTIME => Self::MachineUptime(r.u64("MACHINE_UPTIME")?),
@@ -320,12 +380,22 @@ impl DiagnosticValue {
             K::MEMORY_FOOTPRINT => Self::MemoryFootprint(r.u32("MEMORY_FOOTPRINT")?),
             K::DATASIZE_STORED => Self::DatasizeStored(r.u64("DATASIZE_STORED")?),
             K::INSTANCES_STORED => {
-                Self::InstancesStored(r.list_with(LenWidth::U32, "INSTANCES_STORED", |r| {
+                // Entries are 12 bytes; 4 more with a matching uint32 is the old inner prefix.
+                if bytes.len() % 12 == 4 && has_inner_prefix(bytes, 4) {
+                    r.take(4, "INSTANCES_STORED.length")?;
+                }
+                let rest = r.sub(r.remaining(), "INSTANCES_STORED")?;
+                Self::InstancesStored(read_run(rest, "INSTANCES_STORED", |r| {
                     Ok((KindId::read(r)?, r.u64("INSTANCES_STORED.instances")?))
                 })?)
             }
             K::MESSAGES_SENT_RCVD => {
-                Self::MessagesSentRcvd(r.list_with(LenWidth::U32, "MESSAGES_SENT_RCVD", |r| {
+                // Entries are 18 bytes; 4 more with a matching uint32 is the old inner prefix.
+                if bytes.len() % 18 == 4 && has_inner_prefix(bytes, 4) {
+                    r.take(4, "MESSAGES_SENT_RCVD.length")?;
+                }
+                let rest = r.sub(r.remaining(), "MESSAGES_SENT_RCVD")?;
+                Self::MessagesSentRcvd(read_run(rest, "MESSAGES_SENT_RCVD", |r| {
                     Ok(MessageCounters {
                         message_code: r.u16("MESSAGES_SENT_RCVD.message_code")?,
                         sent: r.u64("MESSAGES_SENT_RCVD.sent")?,
@@ -445,8 +515,8 @@ mod tests {
 
     #[test]
     fn golden_request() {
-        // Hand-written from the layout: expiration, timestamp_initiated, dMFlags (STATUS_INFO |
-        // ROUTING_TABLE_SIZE = 0x3), extensions<0..2^32-1> empty.
+        // Hand-written from RFC 7851 5.1: expiration, timestamp_initiated, dMFlags (STATUS_INFO |
+        // ROUTING_TABLE_SIZE = 0x3), ext_length, extensions<0..2^32-1> empty.
         let req = DiagnosticsRequest {
             expiration: 0x0102030405060708,
             timestamp_initiated: 0x1112131415161718,
@@ -458,7 +528,8 @@ mod tests {
             &[1, 2, 3, 4, 5, 6, 7, 8][..],
             &[0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18],
             &[0, 0, 0, 0, 0, 0, 0, 3],
-            &[0, 0, 0, 0],
+            &[0, 0, 0, 4], // ext_length: the vector below, prefix included
+            &[0, 0, 0, 0], // diagnostic_extensions<0..2^32-1>: empty
         ]
         .concat();
         assert_eq!(req.to_bytes().unwrap(), want);
@@ -508,21 +579,92 @@ mod tests {
     }
 
     #[test]
+    fn golden_request_with_extension_and_other_ext_length_readings() {
+        let req = DiagnosticsRequest {
+            expiration: 1,
+            timestamp_initiated: 2,
+            dm_flags: DiagnosticKindId::BATTERY_STATUS.flag(),
+            extensions: vec![DiagnosticExtension {
+                kind: DiagnosticKindId(0xf000),
+                contents: Opaque(vec![0xaa]),
+            }],
+        };
+        let head: Vec<u8> = [
+            &[0, 0, 0, 0, 0, 0, 0, 1][..],
+            &[0, 0, 0, 0, 0, 0, 0, 2],
+            &[0, 0, 0, 0, 0, 0, 0x40, 0], // BATTERY_STATUS (15) = 0x4000
+        ]
+        .concat();
+        let ext = [0xf0, 0, 0, 0, 0, 1, 0xaa]; // kind, contents<0..2^32-1>
+        let want: Vec<u8> = [&head[..], &[0, 0, 0, 11], &[0, 0, 0, 7], &ext].concat();
+        assert_eq!(req.to_bytes().unwrap(), want);
+        assert_eq!(DiagnosticsRequest::from_bytes(&want).unwrap(), req);
+        // ext_length counting the extensions directly (no inner prefix).
+        let bare: Vec<u8> = [&head[..], &[0, 0, 0, 7], &ext].concat();
+        assert_eq!(DiagnosticsRequest::from_bytes(&bare).unwrap(), req);
+        // ext_length 0 and nothing after it.
+        let none: Vec<u8> = [&head[..], &[0, 0, 0, 0]].concat();
+        let got = DiagnosticsRequest::from_bytes(&none).unwrap();
+        assert!(got.extensions.is_empty());
+        // A truncated region is an error, not a panic.
+        assert!(DiagnosticsRequest::from_bytes(&want[..want.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn dm_flags_match_the_registry() {
+        // RFC 7851 9.1: one bit per kind, STATUS_INFO in the least significant bit.
+        let want: [(DiagnosticKindId, u64); 15] = [
+            (DiagnosticKindId::STATUS_INFO, 0x0001),
+            (DiagnosticKindId::ROUTING_TABLE_SIZE, 0x0002),
+            (DiagnosticKindId::PROCESS_POWER, 0x0004),
+            (DiagnosticKindId::BANDWIDTH, 0x0008),
+            (DiagnosticKindId::SOFTWARE_VERSION, 0x0010),
+            (DiagnosticKindId::MACHINE_UPTIME, 0x0020),
+            (DiagnosticKindId::APP_UPTIME, 0x0040),
+            (DiagnosticKindId::MEMORY_FOOTPRINT, 0x0080),
+            (DiagnosticKindId::DATASIZE_STORED, 0x0100),
+            (DiagnosticKindId::INSTANCES_STORED, 0x0200),
+            (DiagnosticKindId::MESSAGES_SENT_RCVD, 0x0400),
+            (DiagnosticKindId::EWMA_BYTES_SENT, 0x0800),
+            (DiagnosticKindId::EWMA_BYTES_RCVD, 0x1000),
+            (DiagnosticKindId::UNDERLAY_HOP, 0x2000),
+            (DiagnosticKindId::BATTERY_STATUS, 0x4000),
+        ];
+        for (i, (k, f)) in want.iter().enumerate() {
+            assert_eq!(k.0 as usize, i + 1, "kind code point of {k:?}");
+            assert_eq!(k.flag(), *f, "flag of {k:?}");
+        }
+        assert_eq!(DiagnosticKindId::from_flags(0x4001).len(), 2);
+    }
+
+    #[test]
     fn golden_values() {
+        // The contents' uint16 length bounds the value: no inner prefix.
         let v = DiagnosticValue::SoftwareVersion("p2psip".into());
-        assert_eq!(v.to_bytes().unwrap(), b"\x00\x06p2psip");
+        assert_eq!(v.to_bytes().unwrap(), b"p2psip");
+        let info = DiagnosticInfo::new(&v).unwrap().to_bytes().unwrap();
+        assert_eq!(info, b"\x00\x05\x00\x06p2psip");
         let v = DiagnosticValue::InstancesStored(vec![(KindId::SIP_REGISTRATION, 5)]);
+        assert_eq!(v.to_bytes().unwrap(), [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5]);
+        // The old encoding with an inner prefix still decodes.
+        let old = [0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5];
         assert_eq!(
-            v.to_bytes().unwrap(),
-            [0, 0, 0, 12, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5]
+            DiagnosticValue::decode(DiagnosticKindId::INSTANCES_STORED, &old).unwrap(),
+            v
         );
+        assert_eq!(
+            DiagnosticValue::decode(DiagnosticKindId::SOFTWARE_VERSION, b"\x00\x06p2psip").unwrap(),
+            DiagnosticValue::SoftwareVersion("p2psip".into())
+        );
+        assert!(DiagnosticValue::decode(DiagnosticKindId::INSTANCES_STORED, &old[..15]).is_err());
         let v = DiagnosticValue::MessagesSentRcvd(vec![MessageCounters {
             message_code: 23,
             sent: 1,
             received: 2,
         }]);
         let b = v.to_bytes().unwrap();
-        assert_eq!(&b[..6], &[0, 0, 0, 18, 0, 23]);
+        assert_eq!(b.len(), 18);
+        assert_eq!(&b[..4], &[0, 23, 0, 0]);
         assert_eq!(
             DiagnosticValue::decode(DiagnosticKindId::MESSAGES_SENT_RCVD, &b).unwrap(),
             v

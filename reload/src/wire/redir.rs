@@ -4,8 +4,11 @@
 //! struct { uint16 length; NodeId serviceProvider; opaque namespace<0..2^16-1>;
 //!          uint16 level; uint16 node; } RedirServiceProvider;
 //! ```
-//! Layout as RELOAD-WIRE.md section 5 gives it (from Wireshark); `length` counts the bytes
-//! after it. The RFC 7374 text was not at hand: VERIFY the layout and the access policy.
+//! `length` counts the bytes after it. The layout is the one Wireshark's RELOAD dissector
+//! parses for Kind 104 (RFC 7374 section 4.1 defines the structure, section 6 the Kind:
+//! Kind-ID 104, DICTIONARY, access policy NODE-ID-MATCH, which the IANA RELOAD registry lists
+//! under RFC 7374). See docs/DEPLOY.md "RFC verification (7851, 7374, 7363)" for what was
+//! read.
 
 use crate::codec::{
     Codec, DecodeError, EncodeError, LenWidth, Opaque, Reader, write_prefixed_with,
