@@ -114,3 +114,36 @@ pub fn gruu(data: &[u8]) {
         assert_eq!(parse_gruu_gr_param(&again).expect("re-parse"), list); // ok: fuzz checks report a failure by panicking
     }
 }
+
+/// Decodes, encodes and decodes again; the second decode must give the same value (for
+/// decoders that accept more than one spelling of a value, so re-encoding may differ).
+fn stable<T: Codec + PartialEq + Debug>(data: &[u8]) {
+    if let Ok(v) = T::from_bytes(data) {
+        let b = v.to_bytes().expect("decoded value must encode"); // ok: fuzz checks report a failure by panicking
+        assert_eq!(T::from_bytes(&b).expect("re-decode"), v); // ok: fuzz checks report a failure by panicking
+    }
+}
+
+/// RFC 7851 diagnostics and the RFC 7374 ReDiR record: the first byte picks the structure
+/// (DiagnosticsRequest, DiagnosticsResponse with every DiagnosticInfo typed, PathTrackReq,
+/// PathTrackAns, RedirServiceProvider).
+pub fn diagnostics(data: &[u8]) {
+    use crate::wire::{
+        DiagnosticsRequest, DiagnosticsResponse, PathTrackAns, PathTrackReq, RedirServiceProvider,
+    };
+    let Some((which, rest)) = data.split_first() else {
+        return;
+    };
+    match which % 5 {
+        0 => stable::<DiagnosticsRequest>(rest),
+        1 => {
+            stable::<DiagnosticsResponse>(rest);
+            if let Ok(r) = DiagnosticsResponse::from_bytes(rest) {
+                let _ = r.values();
+            }
+        }
+        2 => stable::<PathTrackReq>(rest),
+        3 => stable::<PathTrackAns>(rest),
+        _ => canonical::<RedirServiceProvider>(rest),
+    }
+}

@@ -20,6 +20,7 @@ const TARGETS: &[Target] = &[
     ("sip_registration", fuzzing::sip_registration),
     ("turn_server", fuzzing::turn_server),
     ("gruu", fuzzing::gruu),
+    ("diagnostics", fuzzing::diagnostics),
 ];
 
 fn files(dir: &Path) -> Vec<Vec<u8>> {
