@@ -499,10 +499,13 @@ fn calls_reach_a_node_behind_a_symmetric_nat_over_sip_dtls() {
                 port,
                 "-m",
                 "5",
+                // One call at a time: SIP over the SR link is stop-and-wait (one message in
+                // flight per link), and on an overloaded host the relayed path's
+                // retransmission timeouts delayed answers by seconds with two calls at once.
                 "-r",
-                "2",
+                "1",
                 "-l",
-                "2",
+                "1",
                 "-d",
                 "100",
             ],
