@@ -135,6 +135,8 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
     let sip_metrics = gateway::metrics::SipMetrics::default();
     // The registrar exists only after the admin listener; POST /users/reload finds it here.
     let shared_cell: std::sync::Arc<std::sync::OnceLock<gateway::Shared>> = Default::default();
+    // The SIP/DTLS socket starts after the admin listener too (`/status` `sip_dtls`).
+    let app_cell: AppCell = Default::default();
     if let Some(listen) = loaded.admin_listen {
         let p = publisher.clone();
         let lc = live_calls.clone();
@@ -146,6 +148,12 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
                 debug: c.admin.debug,
                 registrations: Some(std::sync::Arc::new(move || p.status())),
                 calls: Some(std::sync::Arc::new(move || lc.snapshot())),
+                sip_dtls: Some({
+                    let a = app_cell.clone();
+                    std::sync::Arc::new(move || {
+                        a.get().map_or(serde_json::Value::Null, |s| s.status())
+                    })
+                }),
                 metrics: Some(std::sync::Arc::new(move || sm.prometheus())),
                 forward: Some(forward_hook(publisher.clone(), c.sip.domain.clone())),
                 reload_users: Some(std::sync::Arc::new(move || match cell.get() {
@@ -164,7 +172,7 @@ pub async fn run(loaded: Loaded) -> Result<(), NodeError> {
     }
     // calls: inter-node and phone-facing SIP over TLS (see crate::gateway::internode).
     let (router, internode_addr, phone_tls) =
-        start_tls(&loaded, &identity, &mut sip, &overlay).await?;
+        start_tls(&loaded, &identity, &mut sip, &overlay, &app_cell).await?;
     let mut registrar = start_registrar(&loaded, identity.node_id.0)?.with_publisher(publisher);
     // Shared SIP users (docs/SECURITY.md): with the overlay credential key, this node
     // publishes its users file and finds other nodes' users in the overlay.
@@ -289,6 +297,9 @@ fn forward_hook(
     })
 }
 
+/// Where the SIP/DTLS socket is kept once started (for `/status`).
+type AppCell = std::sync::Arc<std::sync::OnceLock<crate::sip_transport::dtls::AppSocket>>;
+
 /// calls: binds the inter-node SIP/TLS listener (registered with the overlay for AppAttach,
 /// application 5060) and the phone-facing `sip.tls` listeners; the overlay router and the
 /// inter-node address the Record-Route names.
@@ -297,6 +308,7 @@ async fn start_tls(
     identity: &std::sync::Arc<crate::pki::local::Identity>,
     sip: &mut sip_transport::Bound,
     overlay: &crate::overlay::OverlayHandle,
+    app_cell: &AppCell,
 ) -> Result<TlsStarted, NodeError> {
     use crate::sip_transport::tls;
     let c = &loaded.config.sip;
@@ -401,6 +413,9 @@ async fn start_tls(
         tracing::warn!(
             "sip.internode_tcp is false and SIP/DTLS is off: other nodes cannot call this one"
         );
+    }
+    if let Some(a) = &app {
+        let _ = app_cell.set(a.clone());
     }
     let router = dialer.map(|d| {
         let wake = sip.wake_channel();

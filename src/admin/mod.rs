@@ -72,6 +72,8 @@ pub struct AdminConfig {
     pub registrations: Option<StatusHook>,
     /// Live-calls hook for `/status` (`calls`).
     pub calls: Option<StatusHook>,
+    /// Inter-node SIP/DTLS socket hook for `/status` (`sip_dtls`: candidates and links).
+    pub sip_dtls: Option<StatusHook>,
     /// More Prometheus text for `/metrics` (the SIP counters).
     pub metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
     /// calls: call forwarding hook for `POST /forward?user=U&target=T` (no target: remove).
@@ -129,6 +131,9 @@ async fn serve(
                 }
                 if let (Some(h), Some(o)) = (&cfg.calls, v.as_object_mut()) {
                     o.insert("calls".into(), h());
+                }
+                if let (Some(h), Some(o)) = (&cfg.sip_dtls, v.as_object_mut()) {
+                    o.insert("sip_dtls".into(), h());
                 }
                 if let (Some(r), Some(o)) = (&cfg.redir, v.as_object_mut()) {
                     o.insert("services".into(), serde_json::json!(r.registered()));

@@ -167,6 +167,45 @@ impl AppSocket {
         self.inner.host
     }
 
+    /// For `/status`: the socket, its candidates and its links to other nodes.
+    pub fn status(&self) -> serde_json::Value {
+        let candidates: Vec<serde_json::Value> = self
+            .candidates()
+            .iter()
+            .map(|c| {
+                let typ = match c.cand_type {
+                    CandType::HOST => "host",
+                    CandType::SRFLX => "srflx",
+                    CandType::RELAY => "relay",
+                    _ => "prflx",
+                };
+                serde_json::json!({"type": typ, "addr": c.addr.to_string()})
+            })
+            .collect();
+        let links: Vec<serde_json::Value> = self
+            .inner
+            .links
+            .lock()
+            .map(|l| {
+                l.values()
+                    .map(|i| {
+                        serde_json::json!({
+                            "peer": i.peer.map(|p| hex::encode(p.to_array())),
+                            "addr": i.addr.to_string(),
+                            "through_our_relay": i.via_relay,
+                            "state": if i.conn.is_some() { "up" } else { "connecting" },
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        serde_json::json!({
+            "listen": self.inner.host.to_string(),
+            "candidates": candidates,
+            "links": links,
+        })
+    }
+
     /// Our candidates: host, server-reflexive (once learned), relayed (once allocated).
     pub fn candidates(&self) -> Vec<Candidate> {
         let srflx = self.inner.ice.lock().ok().and_then(|s| s.srflx);

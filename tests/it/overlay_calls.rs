@@ -549,6 +549,25 @@ fn calls_reach_a_node_without_tcp_over_sip_dtls() {
             .any(|l| l.contains("inter-node SIP link to Node-ID")),
         "a TLS link was opened although C offers no TCP candidate"
     );
+    // /status lists the SIP/DTLS socket: C's host candidate and, at A, the link to C.
+    let c_id = status(nodes[2].0.admin).unwrap()["node_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c_dtls = status(nodes[2].0.admin).unwrap()["sip_dtls"].clone();
+    assert!(
+        c_dtls["candidates"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "host")),
+        "{c_dtls}"
+    );
+    let a_dtls = status(nodes[0].0.admin).unwrap()["sip_dtls"].clone();
+    assert!(
+        a_dtls["links"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|l| l["peer"] == c_id.as_str())),
+        "{a_dtls}"
+    );
 }
 
 /// Writes the SIPp credentials of `user` into `dir`.
