@@ -27,7 +27,9 @@
 # (`overlay.turn_service.advertise`, RFC 6940 TURN-SERVICE) and h1 and h2, which see that they
 # are behind NATs, find it there: they then offer relayed candidates, and with SYMMETRIC=1
 # their direct link runs through the relay), TURN_CONFIGURED=1 (with TURN=1: give h1 and h2
-# `overlay.turn_server` by hand instead of the overlay discovery), TURN=node (no coturn: o1,
+# `overlay.turn_server` by hand instead of the overlay discovery; TURN_CONFIGURED=h1 gives it
+# to h1 only, so h2 has no relayed candidate at all; TURN_VERBOSE=1 makes coturn log every
+# request in $LAB_DIR/turn.log), TURN=node (no coturn: o1,
 # o2 and o3 see from ICE that they are not behind a NAT and run their own TURN servers on
 # port 3478 (`overlay.turn_service.serve: auto`), advertising them in the overlay; h1 and h2
 # find one there and allocate on it with the overlay's credentials). Without TURN=node the
@@ -94,12 +96,13 @@ net_up() {
   done
 }
 
-turn_for() { # the configured TURN server of host $1 (NATed hosts, with TURN_CONFIGURED=1)
-  if [[ "${TURN:-0}" == 1 && "${TURN_CONFIGURED:-0}" == 1 && $1 == h* ]]; then echo "10.77.0.13:3478"; fi
+turn_for() { # the configured TURN server of host $1 (NATed hosts, with TURN_CONFIGURED=1 or =$1)
+  local c=${TURN_CONFIGURED:-0}
+  if [[ "${TURN:-0}" == 1 && $1 == h* && ($c == 1 || $c == "$1") ]]; then echo "10.77.0.13:3478"; fi
 }
 
 advertise_for() { # the TURN server host $1 advertises in the overlay (o3, with TURN=1)
-  if [[ "${TURN:-0}" == 1 && "${TURN_CONFIGURED:-0}" != 1 && $1 == o3 ]]; then echo "10.77.0.13:3478"; fi
+  if [[ "${TURN:-0}" == 1 && "${TURN_CONFIGURED:-0}" == 0 && $1 == o3 ]]; then echo "10.77.0.13:3478"; fi
 }
 
 users_yaml() { # with SIP_USERS=1: the SIP users of every node
@@ -115,7 +118,7 @@ serve_for() { # overlay.turn_service.serve of every host
 
 turn_up() {
   command -v turnserver >/dev/null || { echo "coturn is missing (apt-get install coturn)" >&2; exit 1; }
-  (exec ip netns exec "$(ns o3)" turnserver -n -z --no-cli --no-tls --no-dtls \
+  (exec ip netns exec "$(ns o3)" turnserver -n -z --no-cli --no-tls --no-dtls ${TURN_VERBOSE:+-V} \
     -L 10.77.0.13 -E 10.77.0.13 -p 3478 --min-port 49152 --max-port 49999 \
     --realm nat.p2psip --log-file stdout --simple-log >"$LAB_DIR/turn.log" 2>&1 </dev/null) &
   echo $! >"$LAB_DIR/turn.pid"

@@ -97,13 +97,13 @@ pub enum Report {
     },
     /// Traffic of an established link (same events as TLS links).
     Link(LinkEvent),
-    /// Connectivity checks towards `peer` ended: the nominated address, or none (then the
-    /// TLS fallback candidate, if the peer offered one).
+    /// Connectivity checks towards `peer` ended: the nominated pair, or none (then the TLS
+    /// fallback candidate, if the peer offered one).
     Checked {
         /// Whom we Attached to.
         peer: NodeId,
-        /// Nominated DTLS-UDP-SR address.
-        nominated: Option<SocketAddr>,
+        /// The nominated pair: the peer's address, and whether it runs through our relay.
+        nominated: Option<super::ice::Pair>,
         /// The peer's TLS-TCP-FH-NO-ICE candidate.
         fallback: Option<SocketAddr>,
         /// The address the engine named.

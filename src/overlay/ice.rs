@@ -23,8 +23,10 @@
 //!   learned from STUN Binding requests to known peers (every p2psip node answers plain STUN
 //!   Binding on its overlay UDP port), a TLS-TCP-FH-NO-ICE host fallback and a relayed one
 //!   (TURN allocation, [`super::turn`]) when `overlay.turn_server` is set.
-//! * Checks (RFC 8445 6.1.2, 6.1.4): both sides form pairs of our host base with the peer's
-//!   DTLS-UDP-SR candidates, ordered by pair priority (6.1.2.3); one check per Ta (50 ms),
+//! * Checks (RFC 8445 6.1.2, 6.1.4): both sides form pairs of our host base, and of our
+//!   relayed candidate when we have a TURN allocation (its checks go out as Send indications
+//!   and their answers come back as Data indications), with the peer's DTLS-UDP-SR
+//!   candidates, ordered by pair priority (6.1.2.3); one check per Ta (50 ms),
 //!   triggered checks first (7.3.1.4), retransmitted with back-off. A check from an address
 //!   that is not a candidate yields a peer-reflexive remote candidate (7.3.1.3) that is
 //!   checked too.
@@ -36,14 +38,13 @@
 //!   5 s +- 20 % and closes 30 s after the last authenticated answer; idle links also send a
 //!   STUN Binding indication every 15 s ([`binding_indication`]).
 //!
-//! Deviations (also in docs/DEPLOY.md, "Deviations and limits"): our checks are sent from the
-//! host base only (relayed local candidates are offered and answered through the relay, but
-//! we do not originate checks from them); each retransmission of a check is a new STUN
-//! transaction; links with no Attach behind them (the first link to a bootstrap peer) have no
-//! session, so only Binding indications. AppAttach runs the same agent on a separate
-//! application socket with its own [`IceState`] (SIP over DTLS, `crate::sip_transport::dtls`).
-//! Crossing Attaches (both peers controlling in their own session, both nominating) are
-//! settled in the driver: the lower Node-ID defers its DTLS handshake.
+//! Deviations (also in docs/DEPLOY.md, "Deviations and limits"): each retransmission of a
+//! check is a new STUN transaction; links with no Attach behind them (the first link to a
+//! bootstrap peer) have no session, so only Binding indications. AppAttach runs the same
+//! agent on a separate application socket with its own [`IceState`] (SIP over DTLS,
+//! `crate::sip_transport::dtls`). Crossing Attaches (both peers controlling in their own
+//! session, both nominating) are settled in the driver: the lower Node-ID defers its DTLS
+//! handshake.
 
 use super::dtls::StunVerdict;
 use super::turn::UdpOut;
@@ -83,6 +84,7 @@ pub fn consent_interval() -> Duration {
 /// Type preferences (RFC 8445 5.1.2.2).
 const HOST_PREF: u32 = 126;
 const PRFLX_PREF: u32 = 110;
+const RELAY_PREF: u32 = 0;
 
 /// RFC 8445 5.1.2.1 priority for component 1 with local preference 65535.
 pub fn priority(type_pref: u32) -> u32 {
@@ -356,16 +358,17 @@ pub struct Session {
     created: Instant,
     /// Pairs (remote address, through our relay) whose check succeeded.
     pub valid: HashSet<(SocketAddr, bool)>,
-    /// Pairs whose check failed for good (401 and such).
-    pub failed: HashSet<SocketAddr>,
+    /// Pairs (remote address, through our relay) whose check failed for good (401 and such).
+    pub failed: HashSet<(SocketAddr, bool)>,
     /// Triggered checks to send (RFC 8445 7.3.1.4).
     pub triggered: VecDeque<(SocketAddr, bool)>,
     /// Peer-reflexive remote candidates (RFC 8445 7.3.1.3) and their PRIORITY.
-    pub prflx: HashMap<SocketAddr, u32>,
-    /// USE-CANDIDATE arrived on these, before their pair was valid.
-    use_candidate_seen: HashSet<SocketAddr>,
-    /// The nominated pair's remote address.
-    pub nominated: Option<SocketAddr>,
+    /// Their PRIORITY, and whether the check came through our relay.
+    pub prflx: HashMap<SocketAddr, (u32, bool)>,
+    /// USE-CANDIDATE arrived on these pairs, before they were valid.
+    use_candidate_seen: HashSet<(SocketAddr, bool)>,
+    /// The nominated pair: the remote address, and whether it runs through our relay.
+    pub nominated: Option<(SocketAddr, bool)>,
     /// Last authenticated answer to one of our checks, by remote address (consent).
     answers: HashMap<SocketAddr, Instant>,
     /// A link runs on this session (kept longer; consent checks use it).
@@ -458,11 +461,11 @@ impl IceState {
             .iter_mut()
             .filter(|(_, s)| {
                 s.remote.is_some()
-                    && (s.nominated == Some(addr)
+                    && (s.nominated.is_some_and(|(a, _)| a == addr)
                         || s.valid.iter().any(|(a, _)| *a == addr)
                         || s.prflx.contains_key(&addr))
             })
-            .max_by_key(|(_, s)| (s.nominated == Some(addr), s.created))?;
+            .max_by_key(|(_, s)| (s.nominated.is_some_and(|(a, _)| a == addr), s.created))?;
         s.in_use = true;
         Some(u.clone())
     }
@@ -619,7 +622,11 @@ impl IceState {
         if let Some(p) = m.attr(PRIORITY).and_then(|v| <[u8; 4]>::try_from(v).ok())
             && s.prflx.len() < 64
         {
-            s.prflx.entry(from).or_insert(u32::from_be_bytes(p));
+            let e = s
+                .prflx
+                .entry(from)
+                .or_insert((u32::from_be_bytes(p), via_relay));
+            e.1 |= via_relay;
         }
         let valid = s.valid.contains(&(from, via_relay));
         if !valid && !s.triggered.contains(&(from, via_relay)) && s.triggered.len() < 64 {
@@ -629,9 +636,9 @@ impl IceState {
         // Nomination on the controlled side (7.3.1.5).
         if !s.controlling && m.attr(USE_CANDIDATE).is_some() {
             if valid {
-                s.nominated.get_or_insert(from);
+                s.nominated.get_or_insert((from, via_relay));
             } else {
-                s.use_candidate_seen.insert(from);
+                s.use_candidate_seen.insert((from, via_relay));
             }
         }
         StunVerdict::Reply(build(
@@ -672,7 +679,7 @@ impl IceState {
                 }
                 _ => {
                     tracing::debug!(?code, "ICE check to {} failed", t.to);
-                    s.failed.insert(t.to);
+                    s.failed.insert((t.to, t.via_relay));
                 }
             }
             return;
@@ -694,9 +701,9 @@ impl IceState {
         // Controlling: our USE-CANDIDATE check succeeded. Controlled: USE-CANDIDATE came
         // before this pair was valid (RFC 8445 7.3.1.5).
         if (t.use_candidate && s.controlling)
-            || (!s.controlling && s.use_candidate_seen.contains(&from))
+            || (!s.controlling && s.use_candidate_seen.contains(&(from, t.via_relay)))
         {
-            s.nominated.get_or_insert(from);
+            s.nominated.get_or_insert((from, t.via_relay));
         }
     }
 }
@@ -745,30 +752,57 @@ pub fn local_candidates(
             link: OverlayLinkType::DTLS_UDP_SR,
             cand_type: CandType::RELAY,
             related: Some(srflx.unwrap_or(host)),
-            priority: priority(0),
+            priority: priority(RELAY_PREF),
             foundation: b"4".to_vec(),
         });
     }
     v
 }
 
-/// The check list of a session (RFC 8445 6.1.2): our host base paired with the peer's
-/// DTLS-UDP-SR candidates and peer-reflexive ones, highest pair priority first.
+/// A candidate pair: the remote address, and whether our side is the relayed candidate (the
+/// check and the link go through our TURN relay) rather than the host base.
+pub type Pair = (SocketAddr, bool);
+
+/// The check list of a session (RFC 8445 6.1.2): our host base, and our relayed candidate
+/// when we have one (`relayed`), each paired with the peer's DTLS-UDP-SR candidates and
+/// peer-reflexive ones, highest pair priority first. A server-reflexive local candidate is
+/// its host base (6.1.2.4), so it forms no pairs of its own. Our relayed candidate is not
+/// paired with the peer's host candidates, nor with peer-reflexive ones that reached us on
+/// the host base: those are often private addresses the TURN server has no route to, and
+/// coturn closes the whole allocation when a relayed datagram fails so (seen with Debian's
+/// coturn 4.6.1, "udp send: Network is unreachable"). A peer that only its host candidate
+/// reaches is reached from our host base.
 pub fn check_list(
     controlling: bool,
     remote: &[Candidate],
-    prflx: &HashMap<SocketAddr, u32>,
-) -> Vec<(SocketAddr, u64)> {
-    let local = priority(HOST_PREF);
-    let mut v: Vec<(SocketAddr, u64)> = remote
+    prflx: &HashMap<SocketAddr, (u32, bool)>,
+    relayed: bool,
+) -> Vec<(Pair, u64)> {
+    // (address, priority, worth a check from our relay)
+    let mut remotes: Vec<(SocketAddr, u32, bool)> = remote
         .iter()
         .filter(|c| c.link == OverlayLinkType::DTLS_UDP_SR)
-        .map(|c| (c.addr, pair_priority(controlling, local, c.priority)))
+        .map(|c| (c.addr, c.priority, c.cand_type != CandType::HOST))
         .collect();
-    for (a, p) in prflx {
-        if !v.iter().any(|(x, _)| x == a) {
-            v.push((*a, pair_priority(controlling, local, *p)));
+    for (a, (p, via_relay)) in prflx {
+        match remotes.iter_mut().find(|(x, _, _)| x == a) {
+            Some(r) => r.2 |= *via_relay,
+            None => remotes.push((*a, *p, *via_relay)),
         }
+    }
+    let host = priority(HOST_PREF);
+    let mut v: Vec<(Pair, u64)> = remotes
+        .iter()
+        .map(|(a, p, _)| ((*a, false), pair_priority(controlling, host, *p)))
+        .collect();
+    if relayed {
+        let relay = priority(RELAY_PREF);
+        v.extend(
+            remotes
+                .iter()
+                .filter(|r| r.2)
+                .map(|(a, p, _)| ((*a, true), pair_priority(controlling, relay, *p))),
+        );
     }
     v.sort_by_key(|(a, p)| (std::cmp::Reverse(*p), *a));
     v
@@ -788,21 +822,27 @@ impl IceAgent {
     }
 
     /// Checks session `ufrag` against the peer's candidates `remote` for up to `limit`
-    /// (one check per [`TA`]); the controlling side nominates the best valid pair. Returns
-    /// the nominated remote address, `None` if there is none by then.
+    /// (one check per [`TA`]), from our host base and, when we have a TURN allocation, from
+    /// our relayed candidate; the controlling side nominates the best valid pair. Returns
+    /// the nominated pair, `None` if there is none by then.
     pub async fn run(
         &self,
         ufrag: Vec<u8>,
         remote: Vec<Candidate>,
         limit: Duration,
-    ) -> Option<SocketAddr> {
+    ) -> Option<Pair> {
         let start = Instant::now();
         // Next transmission and retransmission timeout of each pair.
-        let mut due: HashMap<SocketAddr, (Instant, Duration)> = HashMap::new();
+        let mut due: HashMap<Pair, (Instant, Duration)> = HashMap::new();
         let mut nominate_due = start;
         let mut first_valid: Option<Instant> = None;
         loop {
             let now = Instant::now();
+            let relayed = self
+                .sock
+                .relay
+                .as_ref()
+                .is_some_and(|r| r.relayed().is_some());
             let send = {
                 let mut st = self.state.lock().ok()?;
                 let s = st.sessions.get_mut(&ufrag)?;
@@ -812,51 +852,51 @@ impl IceAgent {
                 if now.duration_since(start) > limit {
                     return None;
                 }
-                let list = check_list(s.controlling, &remote, &s.prflx);
+                let list = check_list(s.controlling, &remote, &s.prflx, relayed);
                 let best_valid = list
                     .iter()
-                    .find(|(a, _)| s.valid.contains(&(*a, false)))
-                    .map(|(a, _)| *a);
+                    .find(|(p, _)| s.valid.contains(p))
+                    .map(|(p, _)| *p);
                 if best_valid.is_some() && first_valid.is_none() {
                     first_valid = Some(now);
                 }
                 // Nominate once the best pair is valid, or 200 ms after the first valid one
                 // (higher-priority pairs had their chance).
-                let nominate = best_valid.filter(|a| {
+                let nominate = best_valid.filter(|p| {
                     s.controlling
                         && now >= nominate_due
-                        && (list.first().map(|(x, _)| x) == Some(a)
+                        && (list.first().map(|(x, _)| x) == Some(p)
                             || first_valid.is_some_and(|f| now.duration_since(f) >= 4 * TA))
                 });
-                let mut pick: Option<(SocketAddr, bool, bool)> = None;
-                if let Some(a) = nominate {
+                let mut pick: Option<(Pair, bool)> = None;
+                if let Some(p) = nominate {
                     nominate_due = now + 4 * TA;
-                    pick = Some((a, false, true));
-                } else if let Some((a, r)) = s.triggered.pop_front() {
-                    pick = Some((a, r, false));
-                } else if let Some((a, _)) = list.iter().find(|(a, _)| {
-                    !s.valid.contains(&(*a, false))
-                        && !s.failed.contains(a)
-                        && due.get(a).is_none_or(|(t, _)| *t <= now)
+                    pick = Some((p, true));
+                } else if let Some(p) = s.triggered.pop_front() {
+                    pick = Some((p, false));
+                } else if let Some((p, _)) = list.iter().find(|(p, _)| {
+                    !s.valid.contains(p)
+                        && !s.failed.contains(p)
+                        && due.get(p).is_none_or(|(t, _)| *t <= now)
                 }) {
-                    pick = Some((*a, false, false));
+                    pick = Some((*p, false));
                 }
                 match pick {
-                    Some((a, via_relay, use_candidate)) => {
+                    Some((p, use_candidate)) => {
                         if !use_candidate {
-                            let rto = due.get(&a).map_or(Duration::from_millis(100), |(_, r)| {
+                            let rto = due.get(&p).map_or(Duration::from_millis(100), |(_, r)| {
                                 (*r * 2).min(Duration::from_millis(1600))
                             });
-                            due.insert(a, (now + rto, rto));
+                            due.insert(p, (now + rto, rto));
                         }
-                        st.check_request(&ufrag, a, via_relay, use_candidate, now)
-                            .map(|m| (m, a, via_relay))
+                        st.check_request(&ufrag, p.0, p.1, use_candidate, now)
+                            .map(|m| (m, p))
                     }
                     None => None,
                 }
             };
-            if let Some((m, a, via_relay)) = send {
-                let _ = self.sock.send_via(&m, a, via_relay).await;
+            if let Some((m, (to, via_relay))) = send {
+                let _ = self.sock.send_via(&m, to, via_relay).await;
             }
             tokio::time::sleep(TA).await;
         }
@@ -1022,9 +1062,9 @@ mod tests {
         let req = a.check_request(b"aaaa", addr(B), false, true, now).unwrap();
         assert!(Stun::parse(&req).unwrap().attr(USE_CANDIDATE).is_some());
         let resp = reply(b.handle(addr(A), &req, false, addr(B)));
-        assert_eq!(b.sessions[&b"bbbb"[..]].nominated, Some(addr(A)));
+        assert_eq!(b.sessions[&b"bbbb"[..]].nominated, Some((addr(A), false)));
         a.handle(addr(B), &resp, false, addr(A));
-        assert_eq!(a.sessions[&b"aaaa"[..]].nominated, Some(addr(B)));
+        assert_eq!(a.sessions[&b"aaaa"[..]].nominated, Some((addr(B), false)));
         // Links bind to the sessions; consent checks refresh the last answer.
         assert_eq!(a.bind_link(addr(B)), Some(b"aaaa".to_vec()));
         assert_eq!(b.bind_link(addr(A)), Some(b"bbbb".to_vec()));
@@ -1050,7 +1090,9 @@ mod tests {
         assert!(s.nominated.is_none() && s.triggered.is_empty() && s.valid.is_empty());
         a.handle(addr(B), &resp, false, addr(A));
         let s = &a.sessions[&b"aaaa"[..]];
-        assert!(s.failed.contains(&addr(B)) && s.valid.is_empty() && s.nominated.is_none());
+        assert!(
+            s.failed.contains(&(addr(B), false)) && s.valid.is_empty() && s.nominated.is_none()
+        );
         // Unknown ufrag: 401; no MESSAGE-INTEGRITY: 400.
         let bogus = build(
             BINDING_REQUEST,
@@ -1139,19 +1181,38 @@ mod tests {
             Some(addr("203.0.113.1:50000")),
         );
         let mut prflx = HashMap::new();
-        prflx.insert(addr("203.0.113.9:7000"), priority(PRFLX_PREF));
-        let l = check_list(true, &c, &prflx);
-        let order: Vec<SocketAddr> = l.iter().map(|(a, _)| *a).collect();
+        prflx.insert(addr("203.0.113.9:7000"), (priority(PRFLX_PREF), false));
+        let l = check_list(true, &c, &prflx, false);
+        let order: Vec<Pair> = l.iter().map(|(p, _)| *p).collect();
         // Host, peer-reflexive, server-reflexive, relayed; the TLS candidate is no pair.
-        assert_eq!(
-            order,
-            vec![
-                host,
-                addr("203.0.113.9:7000"),
-                addr("203.0.113.9:6084"),
-                addr("203.0.113.1:50000")
-            ]
-        );
+        let remotes = [
+            host,
+            addr("203.0.113.9:7000"),
+            addr("203.0.113.9:6084"),
+            addr("203.0.113.1:50000"),
+        ];
+        assert_eq!(order, remotes.map(|a| (a, false)).to_vec());
         assert!(l.windows(2).all(|w| w[0].1 > w[1].1));
+        // With a TURN allocation of our own, the server-reflexive and relayed remotes are
+        // paired with our relayed candidate too, after every pair of the host base (RFC 8445
+        // 6.1.2.3); the host candidate and the peer-reflexive one seen on our host base are
+        // not (the TURN server may have no route to them).
+        let l = check_list(true, &c, &prflx, true);
+        let order: Vec<Pair> = l.iter().map(|(p, _)| *p).collect();
+        let mut want = remotes.map(|a| (a, false)).to_vec();
+        want.extend([(remotes[2], true), (remotes[3], true)]);
+        assert_eq!(order, want);
+        assert!(l.windows(2).all(|w| w[0].1 > w[1].1));
+        // A peer-reflexive address that reached us through the relay is paired with it.
+        prflx.insert(addr("198.51.100.7:4000"), (priority(PRFLX_PREF), true));
+        let l = check_list(true, &c, &prflx, true);
+        assert!(
+            l.iter()
+                .any(|(p, _)| *p == (addr("198.51.100.7:4000"), true))
+        );
+        assert!(
+            !l.iter()
+                .any(|(p, _)| *p == (addr("203.0.113.9:7000"), true))
+        );
     }
 }

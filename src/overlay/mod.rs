@@ -1068,9 +1068,11 @@ impl Driver {
                 let agent = ice::IceAgent::new(self.udp.clone(), self.ice.clone());
                 let cands = a.candidates.clone();
                 tokio::spawn(async move {
-                    if let Some(n) = agent.run(ufrag, cands, Duration::from_secs(6)).await {
+                    if let Some((n, via_relay)) =
+                        agent.run(ufrag, cands, Duration::from_secs(6)).await
+                    {
                         tracing::debug!(
-                            "ICE: {n} nominated by Node-ID {}",
+                            "ICE: {n} (through our relay: {via_relay}) nominated by Node-ID {}",
                             hex::encode(peer.to_array())
                         );
                     }
@@ -1558,7 +1560,7 @@ impl Driver {
                 // handshake as client on the same address pair (glare). The side with the
                 // lower Node-ID waits a little, so the other's ClientHello arrives first and
                 // its link is the one that comes up.
-                (Some(a), _)
+                (Some((a, _)), _)
                     if self.identity.node_id < peer
                         && self
                             .attached_by
@@ -1579,12 +1581,17 @@ impl Driver {
                             .await;
                     });
                 }
-                (Some(a), _) => {
+                (Some((a, via_relay)), _) => {
+                    let how = if via_relay {
+                        " through our TURN relay"
+                    } else {
+                        ""
+                    };
                     tracing::info!(
-                        "ICE: nominated {a} for Node-ID {}",
+                        "ICE: nominated {a}{how} for Node-ID {}",
                         hex::encode(peer.to_array())
                     );
-                    self.open_dtls(Some(peer), a, true, None, false)
+                    self.open_dtls(Some(peer), a, true, None, via_relay)
                 }
                 (None, Some(t)) => {
                     tracing::info!("ICE: no DTLS candidate answered; TLS fallback to {t}");

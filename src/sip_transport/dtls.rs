@@ -277,8 +277,11 @@ impl AppSocket {
                 let agent = IceAgent::new(i.out.clone(), i.ice.clone());
                 let peer = a.peer;
                 tokio::spawn(async move {
-                    if let Some(n) = agent.run(ufrag, remote, ANSWERER_CHECKS).await {
-                        tracing::debug!("SIP/DTLS: node {} nominated {n}", short(peer));
+                    if let Some((n, via_relay)) = agent.run(ufrag, remote, ANSWERER_CHECKS).await {
+                        tracing::debug!(
+                            "SIP/DTLS: node {} nominated {n} (through our relay: {via_relay})",
+                            short(peer)
+                        );
                     }
                 });
             }
@@ -359,7 +362,8 @@ impl AppSocket {
                     remote.len()
                 )
             })?;
-        let how = match remote.iter().find(|c| c.addr == nominated) {
+        let (nominated, via_relay) = nominated;
+        let mut how = match remote.iter().find(|c| c.addr == nominated) {
             Some(c) if c.cand_type == CandType::RELAY => {
                 format!("through relay {nominated} (its TURN allocation)")
             }
@@ -369,8 +373,18 @@ impl AppSocket {
             Some(_) => format!("at its host address {nominated} (ICE)"),
             None => format!("at peer-reflexive address {nominated} (ICE)"),
         };
+        if via_relay {
+            let ours = i
+                .relay
+                .relayed()
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default();
+            how.push_str(&format!(
+                ", sent from our relayed address{ours} (our TURN allocation)"
+            ));
+        }
         let (tx, rx) = oneshot::channel();
-        self.open_link(nominated, false, true, Some(node), None, Some(tx), how)?;
+        self.open_link(nominated, via_relay, true, Some(node), None, Some(tx), how)?;
         match tokio::time::timeout(HANDSHAKE, rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err("link task ended".into()),

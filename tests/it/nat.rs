@@ -55,6 +55,18 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let o = self.cmd(&["down"]);
         if std::thread::panicking() {
+            // Keep the whole lab directory (configs, every node's log) for a post-mortem.
+            let keep = std::env::temp_dir().join(format!("p2psip-failed-lab-{}", self.prefix));
+            let _ = std::fs::remove_dir_all(&keep);
+            let kept = Command::new("cp")
+                .arg("-a")
+                .arg(self.dir.path())
+                .arg(&keep)
+                .status()
+                .is_ok_and(|s| s.success());
+            if kept {
+                eprintln!("lab directory kept in {}", keep.display());
+            }
             for h in ["o1", "o2", "o3", "h1", "h2"] {
                 let log = std::fs::read_to_string(self.dir.path().join(h).join("log"))
                     .unwrap_or_default();
@@ -67,6 +79,20 @@ impl Drop for Lab {
         }
         let _ = o;
     }
+}
+
+/// True (and says so) when Debian's coturn is not installed.
+fn coturn_missing() -> bool {
+    let missing = Command::new("turnserver")
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err();
+    if missing {
+        eprintln!("SKIPPED: coturn is not installed (apt-get install coturn)");
+    }
+    missing
 }
 
 /// One lab at a time (see `nat_lab`).
@@ -101,14 +127,7 @@ fn natted_nodes_link_directly_and_store_fetch() {
 /// towards the TURN server expired) was never sent again, the address counting as permitted.
 #[test]
 fn natted_nodes_behind_symmetric_nats_link_through_a_turn_relay() {
-    if Command::new("turnserver")
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
-    {
-        eprintln!("SKIPPED: coturn is not installed (apt-get install coturn)");
+    if coturn_missing() {
         return;
     }
     nat_lab(
@@ -324,16 +343,89 @@ fn nat_lab(tag: &str, env: &[(&'static str, &'static str)], via: &str, logs: &[(
     }
 }
 
-/// calls (docs/CALLS.md "SIP over DTLS"): both NATs symmetric, TURN served by the office
-/// nodes (as in the test above). A SIPp uas registered at h1 (in h1's namespace) is called
-/// by a SIPp uac at o1 and by one at h2: INVITE, 200, ACK, BYE, five calls each, none may
-/// fail. h1's inter-node TLS listener has a private address nobody outside can reach, so
-/// every call goes over SIP/DTLS after ICE on the UDP candidates of h1's application socket;
-/// h2 (behind its own symmetric NAT) can only reach it through h1's relayed candidate.
-/// Waits for h1 and h2 to have joined the overlay first (not for their direct link, the
-/// flaky part of the relay tests above).
+/// Inter-node calls to a node behind a NAT (docs/CALLS.md "SIP over DTLS"): both NATs
+/// symmetric, TURN served by the office nodes (as in the test above). A SIPp uas registered
+/// at h1 (in h1's namespace) is called by a SIPp uac at o1 and by one at h2: INVITE, 200,
+/// ACK, BYE, five calls each, none may fail. h1's inter-node TLS listener has a private
+/// address nobody outside can reach, so every call goes over SIP/DTLS after ICE on the UDP
+/// candidates of h1's application socket; h2 (behind its own symmetric NAT) can only reach it
+/// through a relay. Waits for h1 and h2 to have joined the overlay first (not for their
+/// direct link, the flaky part of the relay tests above).
 #[test]
 fn calls_reach_a_node_behind_a_symmetric_nat_over_sip_dtls() {
+    sip_dtls_calls(
+        "p2c",
+        &[("SYMMETRIC", "1"), ("TURN", "node"), ("SIP_USERS", "1")],
+        "h1",
+        &[
+            ("o1", "1000", "5091", Duration::ZERO),
+            // NAT1 forgets an idle UDP mapping after 30 s (conntrack); h1's relay must stay
+            // reachable beyond that (its keepalives to the TURN server), so h2 calls later.
+            ("h2", "1002", "5092", Duration::from_secs(35)),
+        ],
+        |log| {
+            // Which way: over SIP/DTLS from both callers, through a relay from h2 (h1's
+            // relayed candidate, or h2's own relayed address when that pair won).
+            let (o1, h2) = (log("o1"), log("h2"));
+            assert!(o1.contains("over SIP/DTLS"), "o1 log:\n{o1}");
+            assert!(
+                h2.lines().any(|l| l.contains("over SIP/DTLS through relay")
+                    || l.contains("sent from our relayed address")),
+                "h2 log:\n{h2}"
+            );
+            assert!(log("h1").contains("inter-node SIP/DTLS link from node"));
+        },
+    );
+}
+
+/// Checks from our relayed candidate (RFC 8445 6.1.2): h1 has a TURN relay (coturn on o3,
+/// configured by hand) and h2 has none at all, both behind symmetric NATs. h1 calls a SIPp
+/// uas registered at h2, so h1 runs the AppAttach checks as the controlling side: no pair
+/// from h1's host base can reach h2 (h2's server-reflexive mapping only lets in the peer it
+/// was made for), so the call needs a pair that h1 sends from its relayed address to the
+/// mapping h2's own checks opened towards that relay.
+#[test]
+fn a_node_with_a_relay_calls_a_natted_node_without_one() {
+    if coturn_missing() {
+        return;
+    }
+    sip_dtls_calls(
+        "p2r",
+        &[
+            ("SYMMETRIC", "1"),
+            ("TURN", "1"),
+            ("TURN_CONFIGURED", "h1"),
+            ("SIP_USERS", "1"),
+        ],
+        "h2",
+        &[("h1", "1000", "5091", Duration::ZERO)],
+        |log| {
+            let h1 = log("h1");
+            assert!(
+                h1.lines().any(|l| l.contains("over SIP/DTLS")
+                    && l.contains("sent from our relayed address 10.77.0.13:")),
+                "h1 log:\n{h1}"
+            );
+            assert!(
+                !log("h2").contains("TURN: relayed address"),
+                "h2 must have no relay"
+            );
+        },
+    );
+}
+
+/// Runs the NAT lab with `env` (SIP_USERS=1 in it), registers user 1001 with a SIPp uas in
+/// `callee`'s namespace, waits for the SIP/DTLS socket of every node involved that has a
+/// relay to have its own relayed candidate, and lets each `(host, user, port, after)` of `callers` make five
+/// calls to 1001, one at a time, starting no earlier than `after` from then. No call may
+/// fail. Then `check` gets the logs by host.
+fn sip_dtls_calls(
+    tag: &str,
+    env: &[(&'static str, &'static str)],
+    callee: &str,
+    callers: &[(&str, &str, &str, Duration)],
+    check: impl FnOnce(&dyn Fn(&str) -> String),
+) {
     if Command::new("sipp")
         .arg("-v")
         .stdout(Stdio::null())
@@ -345,7 +437,7 @@ fn calls_reach_a_node_behind_a_symmetric_nat_over_sip_dtls() {
         return;
     }
     let _one = LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let prefix = format!("p2c{}", std::process::id() % 100_000);
+    let prefix = format!("{tag}{}", std::process::id() % 100_000);
     if !netns_permitted(&format!("{prefix}-probe")) {
         eprintln!(
             "SKIPPED: `ip netns add` is not permitted here (needs root or CAP_SYS_ADMIN): the NAT lab cannot run"
@@ -365,7 +457,7 @@ fn calls_reach_a_node_behind_a_symmetric_nat_over_sip_dtls() {
         script: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/lab/nat.sh"),
         dir: tempfile::tempdir().unwrap(),
         prefix: prefix.clone(),
-        env: vec![("SYMMETRIC", "1"), ("TURN", "node"), ("SIP_USERS", "1")],
+        env: env.to_vec(),
     };
     let up = lab.cmd(&["up"]);
     assert!(
@@ -375,23 +467,31 @@ fn calls_reach_a_node_behind_a_symmetric_nat_over_sip_dtls() {
     );
     let log =
         |h: &str| std::fs::read_to_string(lab.dir.path().join(h).join("log")).unwrap_or_default();
-    for h in ["o1", "h1", "h2"] {
+    let mut hosts = vec![callee];
+    hosts.extend(callers.iter().map(|c| c.0));
+    for h in &hosts {
         wait_for(&format!("{h} joined"), Duration::from_secs(90), || {
             (lab.status(h)?["joined"] == Value::Bool(true)).then_some(())
         });
     }
-    // h1's application socket has its own relayed address (the overlay socket has one too).
-    wait_for(
-        "h1's SIP/DTLS relayed candidate",
-        Duration::from_secs(60),
-        || {
-            let l = log("h1");
-            (l.contains("inter-node SIP/DTLS: allocating a relayed candidate")
-                && l.matches("TURN: relayed address").count() >= 2)
-                .then_some(())
-        },
-    );
-    let allocated = std::time::Instant::now();
+    // A node with a relay gives its application socket a relayed address of its own (the
+    // overlay socket has one too).
+    for h in hosts
+        .iter()
+        .filter(|h| log(h).contains("TURN: relayed address"))
+    {
+        wait_for(
+            &format!("{h}'s SIP/DTLS relayed candidate"),
+            Duration::from_secs(60),
+            || {
+                let l = log(h);
+                (l.contains("inter-node SIP/DTLS: allocating a relayed candidate")
+                    && l.matches("TURN: relayed address").count() >= 2)
+                    .then_some(())
+            },
+        );
+    }
+    let ready = std::time::Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let sipp = |host: &str, file: &str, args: &[&str]| -> std::process::Child {
         Command::new("ip")
@@ -441,7 +541,7 @@ fn calls_reach_a_node_behind_a_symmetric_nat_over_sip_dtls() {
     let phone = "5090";
     let c1001 = creds("1001");
     let mut reg = sipp(
-        "h1",
+        callee,
         "register.xml",
         &[
             "-inf",
@@ -461,26 +561,27 @@ fn calls_reach_a_node_behind_a_symmetric_nat_over_sip_dtls() {
     assert_eq!(
         crate::harness::wait_child(&mut reg, Duration::from_secs(30)),
         Some(0),
-        "REGISTER of 1001 at h1 failed: {}",
+        "REGISTER of 1001 at {callee} failed: {}",
         errors()
     );
-    wait_for("h1 storing 1001", Duration::from_secs(30), || {
-        log("h1")
-            .contains("stored registration of 1001@p2psip.local")
-            .then_some(())
-    });
-    let mut uas = sipp(
-        "h1",
-        "uas.xml",
-        &["-p", phone, "-set", "user", "1001", "-m", "10"],
+    wait_for(
+        &format!("{callee} storing 1001"),
+        Duration::from_secs(30),
+        || {
+            log(callee)
+                .contains("stored registration of 1001@p2psip.local")
+                .then_some(())
+        },
     );
-    for (host, user, port) in [("o1", "1000", "5091"), ("h2", "1002", "5092")] {
-        if host == "h2" {
-            // NAT1 forgets an idle UDP mapping after 30 s (conntrack); h1's relay must stay
-            // reachable beyond that (its keepalives to the TURN server), so h2 calls later.
-            while allocated.elapsed() < Duration::from_secs(35) {
-                std::thread::sleep(Duration::from_millis(500)); // ok: waits out the NAT's idle timeout on purpose
-            }
+    let total = (5 * callers.len()).to_string();
+    let mut uas = sipp(
+        callee,
+        "uas.xml",
+        &["-p", phone, "-set", "user", "1001", "-m", &total],
+    );
+    for (host, user, port, after) in callers {
+        while ready.elapsed() < *after {
+            std::thread::sleep(Duration::from_millis(500)); // ok: waits out the NAT's idle timeout on purpose
         }
         let c = creds(user);
         let mut uac = sipp(
@@ -518,21 +619,13 @@ fn calls_reach_a_node_behind_a_symmetric_nat_over_sip_dtls() {
         assert_eq!(
             code,
             Some(0),
-            "calls from {host} failed: {}\n--- {host} log\n{}\n--- h1 log\n{}",
+            "calls from {host} failed: {}\n--- {host} log\n{}\n--- {callee} log\n{}",
             errors(),
             log(host),
-            log("h1")
+            log(callee)
         );
     }
     let uas_code = crate::harness::wait_child(&mut uas, Duration::from_secs(30));
-    assert_eq!(uas_code, Some(0), "uas at h1: {}", errors());
-    // Which way: over SIP/DTLS from both callers, through h1's relay from h2.
-    let (o1, h2) = (log("o1"), log("h2"));
-    assert!(o1.contains("over SIP/DTLS"), "o1 log:\n{o1}");
-    assert!(
-        h2.lines()
-            .any(|l| l.contains("over SIP/DTLS through relay")),
-        "h2 log:\n{h2}"
-    );
-    assert!(log("h1").contains("inter-node SIP/DTLS link from node"));
+    assert_eq!(uas_code, Some(0), "uas at {callee}: {}", errors());
+    check(&log);
 }
