@@ -416,9 +416,10 @@ fn a_node_with_a_relay_calls_a_natted_node_without_one() {
 
 /// Runs the NAT lab with `env` (SIP_USERS=1 in it), registers user 1001 with a SIPp uas in
 /// `callee`'s namespace, waits for the SIP/DTLS socket of every node involved that has a
-/// relay to have its own relayed candidate, and lets each `(host, user, port, after)` of `callers` make five
-/// calls to 1001, one at a time, starting no earlier than `after` from then. No call may
-/// fail. Then `check` gets the logs by host.
+/// relay to have its own relayed candidate and for every caller's node to find the
+/// registration, and lets each `(host, user, port, after)` of `callers` make five calls to
+/// 1001, one at a time, starting no earlier than `after` from then. No call may fail. Then
+/// `check` gets the logs by host.
 fn sip_dtls_calls(
     tag: &str,
     env: &[(&'static str, &'static str)],
@@ -573,6 +574,22 @@ fn sip_dtls_calls(
                 .then_some(())
         },
     );
+    // Each caller's node must find the registration before it calls (nodes that joined
+    // seconds ago may still route the Fetch to a node that does not hold it yet).
+    for (host, ..) in callers {
+        wait_for(
+            &format!("{host} to fetch 1001's registration"),
+            Duration::from_secs(60),
+            || {
+                let b = lab.http(host, "/debug/fetch?user=1001@p2psip.local", None)?;
+                let v: Value = serde_json::from_str(&b).ok()?;
+                v["values"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty())
+                    .then_some(())
+            },
+        );
+    }
     let total = (5 * callers.len()).to_string();
     let mut uas = sipp(
         callee,
