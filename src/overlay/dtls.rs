@@ -48,6 +48,20 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 /// through our TURN relay (the same address can be a direct and a relayed peer).
 pub type Routes = Arc<Mutex<HashMap<(SocketAddr, bool), mpsc::Sender<Vec<u8>>>>>;
 
+/// The queue of the link task that still runs for `addr` (`via_relay`: through our relay).
+pub fn live_route(
+    routes: &Routes,
+    addr: SocketAddr,
+    via_relay: bool,
+) -> Option<mpsc::Sender<Vec<u8>>> {
+    routes
+        .lock()
+        .ok()?
+        .get(&(addr, via_relay))
+        .filter(|t| !t.is_closed())
+        .cloned()
+}
+
 /// A handler for STUN datagrams the mux receives (ICE checks): sender, datagram, whether it
 /// came through our TURN relay; says what to do with it.
 pub type StunHook = Arc<dyn Fn(SocketAddr, &[u8], bool) -> StunVerdict + Send + Sync>;
@@ -290,26 +304,19 @@ pub async fn run_mux(
                     let _ = out.send_via(&resp, from, via_relay).await;
                 }
             }
-            Some(20..=63) => {
-                let tx = routes
-                    .lock()
-                    .ok()
-                    .and_then(|r| r.get(&(from, via_relay)).cloned())
-                    .filter(|t| !t.is_closed());
-                match tx {
-                    Some(tx) => {
-                        let _ = tx.try_send(d.to_vec());
-                    }
-                    None if is_client_hello(d) => {
-                        let _ = reports.try_send(Report::Incoming {
-                            from,
-                            via_relay,
-                            first: d.to_vec(),
-                        });
-                    }
-                    None => {}
+            Some(20..=63) => match live_route(&routes, from, via_relay) {
+                Some(tx) => {
+                    let _ = tx.try_send(d.to_vec());
                 }
-            }
+                None if is_client_hello(d) => {
+                    let _ = reports.try_send(Report::Incoming {
+                        from,
+                        via_relay,
+                        first: d.to_vec(),
+                    });
+                }
+                None => {}
+            },
             _ => {}
         }
     }

@@ -1515,20 +1515,12 @@ impl Driver {
                 from,
                 via_relay,
                 first,
-            } => {
-                let live = self
-                    .routes
-                    .lock()
-                    .ok()
-                    .and_then(|r| r.get(&(from, via_relay)).cloned())
-                    .filter(|t| !t.is_closed());
-                match live {
-                    Some(tx) => {
-                        let _ = tx.try_send(first);
-                    }
-                    None => self.open_dtls(None, from, false, Some(first), via_relay),
+            } => match dtls::live_route(&self.routes, from, via_relay) {
+                Some(tx) => {
+                    let _ = tx.try_send(first);
                 }
-            }
+                None => self.open_dtls(None, from, false, Some(first), via_relay),
+            },
             dtls::Report::Up { link, peer } => self.arrival(Arrival::Up { link, peer }),
             dtls::Report::Failed {
                 link,

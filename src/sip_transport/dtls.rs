@@ -459,36 +459,20 @@ impl AppSocket {
                     from,
                     via_relay,
                     first,
-                } => {
-                    let live = self
-                        .inner
-                        .routes
-                        .lock()
-                        .ok()
-                        .and_then(|r| r.get(&(from, via_relay)).cloned())
-                        .filter(|t| !t.is_closed());
-                    match live {
-                        Some(tx) => {
-                            let _ = tx.try_send(first);
-                        }
-                        None => {
-                            let how = if via_relay {
-                                format!("from {from} through our TURN relay")
-                            } else {
-                                format!("from {from}")
-                            };
-                            let _ = self.open_link(
-                                from,
-                                via_relay,
-                                false,
-                                None,
-                                Some(first),
-                                None,
-                                how,
-                            );
-                        }
+                } => match crate::overlay::dtls::live_route(&self.inner.routes, from, via_relay) {
+                    Some(tx) => {
+                        let _ = tx.try_send(first);
                     }
-                }
+                    None => {
+                        let how = if via_relay {
+                            format!("from {from} through our TURN relay")
+                        } else {
+                            format!("from {from}")
+                        };
+                        let _ =
+                            self.open_link(from, via_relay, false, None, Some(first), None, how);
+                    }
+                },
                 Report::Up { link, peer } => self.up(link, peer).await,
                 Report::Failed {
                     link, addr, why, ..

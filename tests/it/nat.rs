@@ -95,7 +95,49 @@ fn coturn_missing() -> bool {
     missing
 }
 
-/// One lab at a time (see `nat_lab`).
+/// Takes the lab lock (one lab at a time: five nodes each, and the timing of the Attaches
+/// between h1 and h2 matters, a failed one being retried only a minute later) and brings up
+/// the lab with `env`, namespaces named after `tag`; `None` (and says why) where network
+/// namespaces, iptables or curl are not available.
+fn lab_up(
+    tag: &str,
+    env: &[(&'static str, &'static str)],
+) -> Option<(std::sync::MutexGuard<'static, ()>, Lab)> {
+    let one = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let prefix = format!("{tag}{}", std::process::id() % 100_000);
+    if !netns_permitted(&format!("{prefix}-probe")) {
+        eprintln!(
+            "SKIPPED: `ip netns add` is not permitted here (needs root or CAP_SYS_ADMIN): the NAT lab cannot run"
+        );
+        return None;
+    }
+    let works = |tool: &str| {
+        Command::new(tool)
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !works("iptables") || !works("curl") {
+        eprintln!("SKIPPED: iptables or curl is not installed (apt-get install iptables curl)");
+        return None;
+    }
+    let lab = Lab {
+        script: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/lab/nat.sh"),
+        dir: tempfile::tempdir().unwrap(),
+        prefix,
+        env: env.to_vec(),
+    };
+    let up = lab.cmd(&["up"]);
+    assert!(
+        up.status.success(),
+        "nat.sh up failed: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    Some((one, lab))
+}
+
+/// One lab at a time (see `lab_up`).
 static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn netns_permitted(probe: &str) -> bool {
@@ -176,42 +218,9 @@ fn natted_nodes_behind_symmetric_nats_link_through_a_relay_served_by_a_node() {
 /// `via` on one side, and each (host, text) of `logs` must appear in that host's log (host
 /// "o*": in the log of one of o1, o2, o3).
 fn nat_lab(tag: &str, env: &[(&'static str, &'static str)], via: &str, logs: &[(&str, &str)]) {
-    // One lab at a time: five nodes each, and the timing of the Attaches between h1 and h2
-    // matters (a failed one is retried only a minute later).
-    let _one = LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let prefix = format!("{tag}{}", std::process::id() % 100_000);
-    if !netns_permitted(&format!("{prefix}-probe")) {
-        eprintln!(
-            "SKIPPED: `ip netns add` is not permitted here (needs root or CAP_SYS_ADMIN): the NAT lab cannot run"
-        );
+    let Some((_one, lab)) = lab_up(tag, env) else {
         return;
-    }
-    if !Command::new("iptables")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-        || !Command::new("curl")
-            .arg("-V")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    {
-        eprintln!("SKIPPED: iptables or curl is not installed (apt-get install iptables curl)");
-        return;
-    }
-    let lab = Lab {
-        script: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/lab/nat.sh"),
-        dir: tempfile::tempdir().unwrap(),
-        prefix,
-        env: env.to_vec(),
     };
-    let up = lab.cmd(&["up"]);
-    assert!(
-        up.status.success(),
-        "nat.sh up failed: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
     let id = |h: &str| -> String {
         wait_for(
             &format!("{h} to answer /status"),
@@ -437,35 +446,10 @@ fn sip_dtls_calls(
         eprintln!("SKIPPED: `sipp` is not installed (Debian: sip-tester)");
         return;
     }
-    let _one = LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let prefix = format!("{tag}{}", std::process::id() % 100_000);
-    if !netns_permitted(&format!("{prefix}-probe")) {
-        eprintln!(
-            "SKIPPED: `ip netns add` is not permitted here (needs root or CAP_SYS_ADMIN): the NAT lab cannot run"
-        );
+    let Some((_one, lab)) = lab_up(tag, env) else {
         return;
-    }
-    if !Command::new("iptables")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        eprintln!("SKIPPED: iptables is not installed (apt-get install iptables)");
-        return;
-    }
-    let lab = Lab {
-        script: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/lab/nat.sh"),
-        dir: tempfile::tempdir().unwrap(),
-        prefix: prefix.clone(),
-        env: env.to_vec(),
     };
-    let up = lab.cmd(&["up"]);
-    assert!(
-        up.status.success(),
-        "nat.sh up failed: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    let prefix = lab.prefix.clone();
     let log =
         |h: &str| std::fs::read_to_string(lab.dir.path().join(h).join("log")).unwrap_or_default();
     let mut hosts = vec![callee];

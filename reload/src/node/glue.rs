@@ -421,7 +421,6 @@ fn chord_update(u: &ChordUpdate) -> wire::ChordUpdate {
 }
 
 fn attach(a: &msg::Attach) -> wire::AttachReqAns {
-    use wire::attach::{CandType, IceCandidate};
     wire::AttachReqAns {
         ufrag: Opaque(a.ufrag.clone()),
         password: Opaque(a.password.clone()),
@@ -429,26 +428,7 @@ fn attach(a: &msg::Attach) -> wire::AttachReqAns {
         candidates: a
             .candidates
             .iter()
-            .map(|c| {
-                // A related address must be present exactly for non-host types.
-                let rel = match c.cand_type.has_related_address() {
-                    Some(true) => Some(c.related.unwrap_or(c.addr).into()),
-                    _ => None,
-                };
-                IceCandidate {
-                    addr_port: c.addr.into(),
-                    overlay_link: c.link,
-                    foundation: Opaque(c.foundation.clone()),
-                    priority: c.priority,
-                    cand_type: if rel.is_none() {
-                        CandType::HOST
-                    } else {
-                        c.cand_type
-                    },
-                    rel_addr_port: rel,
-                    extensions: Vec::new(),
-                }
-            })
+            .map(super::app_attach::ice_candidate)
             .collect(),
         send_update: a.send_update,
     }
